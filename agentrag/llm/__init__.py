@@ -1,0 +1,21 @@
+"""LLM access: one async client over litellm for OpenAI-compatible servers (vLLM by default)."""
+
+from agentrag.llm.client import (
+    MISSING_LOGPROB,
+    Completion,
+    LLMClient,
+    Message,
+    TokenDistribution,
+    YesNo,
+    parse_json_object,
+)
+
+__all__ = [
+    "MISSING_LOGPROB",
+    "Completion",
+    "LLMClient",
+    "Message",
+    "TokenDistribution",
+    "YesNo",
+    "parse_json_object",
+]

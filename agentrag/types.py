@@ -1,0 +1,264 @@
+"""Domain models shared across the library.
+
+All are pydantic models that round-trip through JSON (``model_dump_json`` /
+``model_validate_json``), so they can live in graph state, checkpoints and reports.
+
+The chain of custody from a file to a cited answer::
+
+    Chunk (stored) -> Passage (retrieved, scored per stage) -> Evidence (what a reranker kept)
+                   -> Citation (what the answer points at: source + character span)
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+__all__ = [
+    "Answer",
+    "Chunk",
+    "Citation",
+    "Dropped",
+    "Evidence",
+    "MetadataValue",
+    "Passage",
+    "TraceEvent",
+    "Usage",
+]
+
+MetadataValue = str | int | float | bool
+"""Metadata values every vector store can hold and filter on."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+class Chunk(_Model):
+    """A piece of a source document, as stored in a knowledge base."""
+
+    id: str
+    """Stable content-hash id (same source + same text = same id)."""
+
+    text: str
+    """The chunk's text, exactly as it appears in the source between ``start`` and ``end``."""
+
+    source: str
+    """Where it came from: a file path, URL or corpus id."""
+
+    title: str = ""
+    """Document title, if known."""
+
+    start: int = Field(default=0, ge=0)
+    """Character offset of the chunk in the source's extracted text."""
+
+    end: int = Field(default=0, ge=0)
+    """Character offset one past the chunk's last character."""
+
+    doc_id: str = ""
+    """Id of the source document (all chunks of one file share it)."""
+
+    metadata: dict[str, MetadataValue] = Field(default_factory=dict)
+    """Filterable metadata (flat scalars only)."""
+
+
+class Passage(Chunk):
+    """A chunk retrieved for a query, carrying the score each stage gave it."""
+
+    score: float = 0.0
+    """The score the current ordering is by (the latest stage's)."""
+
+    scores: dict[str, float] = Field(default_factory=dict)
+    """Per-stage scores, e.g. ``{"bm25": 12.3, "dense": 0.71, "rrf": 0.03, "rerank": 0.92}``."""
+
+    query: str = ""
+    """The query (variant) that retrieved it."""
+
+
+class Evidence(_Model):
+    """What a reranker kept from a passage: the query-relevant content and why it matters."""
+
+    passage_id: str
+    """Id of the passage (chunk) the evidence came from."""
+
+    text: str
+    """Evidence text for the generator's context (the passage text itself on fallback)."""
+
+    contribution: str = ""
+    """One sentence: what the passage contributes to answering the query."""
+
+    relevance: float = Field(default=0.0, ge=0.0, le=1.0)
+    """P(relevant), calibrated where a calibration exists."""
+
+    source: str = ""
+    """The passage's source."""
+
+    title: str = ""
+    """The passage's title."""
+
+    start: int | None = None
+    """Character offset of the evidence text in the source, when it was found verbatim."""
+
+    end: int | None = None
+    """End offset matching ``start``."""
+
+    fallback: bool = False
+    """True when generation failed and the passage text stands in for extracted evidence."""
+
+
+class Citation(_Model):
+    """One ``[n]`` marker in an answer, resolved to the exact text it points at."""
+
+    marker: int = Field(ge=1)
+    """The number inside the brackets."""
+
+    passage_id: str
+    """The cited passage."""
+
+    source: str
+    """The cited passage's source."""
+
+    title: str = ""
+    """The cited passage's title."""
+
+    start: int
+    """Character offset in the source of the cited text."""
+
+    end: int
+    """End offset of the cited text."""
+
+    quote: str
+    """The cited text itself (source[start:end])."""
+
+
+class Dropped(_Model):
+    """A passage left out of the answer's context, and why."""
+
+    passage_id: str
+    """The passage."""
+
+    stage: str
+    """Which node dropped it (``rerank``, ``pack_context``, ...)."""
+
+    reason: str
+    """Human-readable reason, e.g. ``"likely distractor: p(relevant)=0.08, utility -0.29"``."""
+
+    score: float | None = None
+    """The score it was dropped at, if any."""
+
+
+class TraceEvent(_Model):
+    """One step of a run, for debugging and display."""
+
+    node: str
+    """Node (or component) name."""
+
+    event: Literal["start", "end", "error", "info", "route", "budget"] = "info"
+    """Kind of event."""
+
+    message: str = ""
+    """What happened, in a sentence."""
+
+    elapsed_s: float = 0.0
+    """Seconds since the run started."""
+
+    data: dict[str, Any] = Field(default_factory=dict)
+    """JSON-ready details (counts, scores, route taken)."""
+
+
+class Usage(_Model):
+    """LLM usage accounting. Thread- and task-safe to update through :meth:`add`."""
+
+    calls: int = 0
+    """Requests that got an answer."""
+
+    failed_calls: int = 0
+    """Attempts that failed (including retried ones)."""
+
+    prompt_tokens: int = 0
+    """Prompt tokens over all answered calls."""
+
+    completion_tokens: int = 0
+    """Completion tokens over all answered calls."""
+
+    by_model: dict[str, dict[str, int]] = Field(default_factory=dict)
+    """Per-model ``{"calls", "prompt_tokens", "completion_tokens"}``."""
+
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @property
+    def total_tokens(self) -> int:
+        """Prompt plus completion tokens."""
+        return self.prompt_tokens + self.completion_tokens
+
+    def add(self, model: str, prompt_tokens: int, completion_tokens: int) -> None:
+        """Record one answered call."""
+        with self._lock:
+            self.calls += 1
+            self.prompt_tokens += prompt_tokens
+            self.completion_tokens += completion_tokens
+            row = self.by_model.setdefault(model, {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0})
+            row["calls"] += 1
+            row["prompt_tokens"] += prompt_tokens
+            row["completion_tokens"] += completion_tokens
+
+    def add_failure(self) -> None:
+        """Record one failed attempt."""
+        with self._lock:
+            self.failed_calls += 1
+
+    def merge(self, other: Usage) -> None:
+        """Add another meter's counts into this one."""
+        with self._lock:
+            self.calls += other.calls
+            self.failed_calls += other.failed_calls
+            self.prompt_tokens += other.prompt_tokens
+            self.completion_tokens += other.completion_tokens
+            for model, row in other.by_model.items():
+                mine = self.by_model.setdefault(model, {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0})
+                for key, value in row.items():
+                    mine[key] = mine.get(key, 0) + value
+
+    def snapshot(self) -> Usage:
+        """An independent copy (for reports)."""
+        with self._lock:
+            return Usage.model_validate(self.model_dump())
+
+
+class Answer(_Model):
+    """The result of asking a question."""
+
+    question: str
+    """The question as asked."""
+
+    text: str
+    """The answer, with ``[n]`` citation markers."""
+
+    outcome: Literal["answered", "abstained", "budget_exhausted", "failed"] = "answered"
+    """How the run ended."""
+
+    citations: list[Citation] = Field(default_factory=list)
+    """Resolved ``[n]`` markers."""
+
+    evidence: list[Evidence] = Field(default_factory=list)
+    """The evidence the answer was generated from, in context order."""
+
+    dropped: list[Dropped] = Field(default_factory=list)
+    """Passages kept out of the context, with reasons."""
+
+    udcg: float | None = None
+    """UDCG of the packed context (None when not scored)."""
+
+    usage: Usage = Field(default_factory=Usage)
+    """LLM usage for this answer."""
+
+    timings: dict[str, float] = Field(default_factory=dict)
+    """Seconds per node (summed over loop rounds) and ``total``."""
+
+    trace: list[TraceEvent] = Field(default_factory=list)
+    """What happened, step by step."""
+
+    graph: str = ""
+    """Name of the graph that produced it."""
