@@ -65,7 +65,7 @@ def translate(exc: BaseException, *, endpoint: str, model: str) -> LLMError:
 
     if "timeout" in name.lower() or isinstance(exc, TimeoutError):
         return LLMTimeoutError(f"{model} at {endpoint} did not answer in time ({short})", **where)
-    if "connection" in name.lower() or any(m in low for m in _CONNECT_MARKERS):
+    if any(m in name.lower() for m in ("connection", "connecterror")) or any(m in low for m in _CONNECT_MARKERS):
         return LLMConnectionError(f"cannot reach {endpoint} ({short})", **where)
     if status == 429 or "ratelimit" in name.lower():
         return LLMRateLimitError(f"{endpoint} is rate limiting ({short})", **where)
