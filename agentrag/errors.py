@@ -71,8 +71,10 @@ class AgentragError(Exception):
             "code": self.code,
             "message": self.message,
             "hint": self.hint,
-            "details": {k: repr(v) if not isinstance(v, str | int | float | bool) else v
-                        for k, v in self.details.items()},
+            "details": {
+                k: repr(v) if not isinstance(v, str | int | float | bool) else v
+                for k, v in self.details.items()
+            },
         }
 
 

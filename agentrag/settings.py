@@ -298,7 +298,7 @@ class Settings(BaseSettings):
         return tuple(sources)
 
     @classmethod
-    def load(cls, config: Path | str | None | Literal["auto"] = "auto", **overrides: Any) -> Settings:
+    def load(cls, config: Path | str | Literal["auto"] | None = "auto", **overrides: Any) -> Settings:
         """Read settings from the TOML file and the environment.
 
         Args:
@@ -323,7 +323,7 @@ class Settings(BaseSettings):
         except SettingsError as exc:
             raise ConfigError(
                 f"cannot parse a setting: {exc}",
-                hint="list and table values in AGENTRAG_* variables are JSON, e.g. '[\"a\", \"b\"]'",
+                hint='list and table values in AGENTRAG_* variables are JSON, e.g. \'["a", "b"]\'',
             ) from None
         except (OSError, ValueError) as exc:  # tomllib.TOMLDecodeError is a ValueError
             raise ConfigError(

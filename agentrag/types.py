@@ -217,7 +217,9 @@ class Usage(_Model):
             self.prompt_tokens += other.prompt_tokens
             self.completion_tokens += other.completion_tokens
             for model, row in other.by_model.items():
-                mine = self.by_model.setdefault(model, {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0})
+                mine = self.by_model.setdefault(
+                    model, {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
+                )
                 for key, value in row.items():
                     mine[key] = mine.get(key, 0) + value
 

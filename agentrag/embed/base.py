@@ -117,7 +117,7 @@ class EmbeddingCache:
                 part = list(keys[start : start + 500])
                 marks = ",".join("?" * len(part))
                 rows = self._conn.execute(
-                    f"SELECT key, vec FROM vectors WHERE model = ? AND key IN ({marks})",  # noqa: S608
+                    f"SELECT key, vec FROM vectors WHERE model = ? AND key IN ({marks})",
                     [model, *part],
                 ).fetchall()
                 for key, blob in rows:
@@ -142,7 +142,9 @@ class EmbeddingCache:
         with self._lock:
             if model is None:
                 return int(self._conn.execute("SELECT COUNT(*) FROM vectors").fetchone()[0])
-            return int(self._conn.execute("SELECT COUNT(*) FROM vectors WHERE model = ?", [model]).fetchone()[0])
+            return int(
+                self._conn.execute("SELECT COUNT(*) FROM vectors WHERE model = ?", [model]).fetchone()[0]
+            )
 
     def close(self) -> None:
         """Close the database."""
@@ -220,9 +222,6 @@ class CachedEmbedder(ABC):
             return self._cache
 
     def _embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
-        if isinstance(texts, str):
-            raise EmbeddingError("embed_documents takes a list of texts, not one string",
-                                 hint="use embed_query for a single text")
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         cache = self.cache
@@ -242,16 +241,24 @@ class CachedEmbedder(ABC):
         return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
 
     def _embed_unique(self, texts: list[str]) -> NDArray[np.float32]:
-        out = [self._embed_batch(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
+        out = [
+            self._embed_batch(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)
+        ]
         return np.concatenate(out).astype(np.float32, copy=False)
 
     def embed_documents(self, texts: Sequence[str]) -> NDArray[np.float32]:
         """Embed documents (document prefix applied; cached by prefixed text)."""
+        if isinstance(texts, str):
+            raise EmbeddingError(
+                "embed_documents takes a list of texts, not one string",
+                hint="use embed_query for a single text",
+            )
         return self._embed([self.document_prefix + t for t in texts])
 
     def embed_query(self, text: str) -> NDArray[np.float32]:
         """Embed one query (query prefix applied)."""
-        return self._embed([self.query_prefix + text])[0]
+        vector: NDArray[np.float32] = self._embed([self.query_prefix + text])[0]
+        return vector
 
     async def aembed_documents(self, texts: Sequence[str]) -> NDArray[np.float32]:
         """Embed documents in a worker thread (the model is CPU-bound)."""

@@ -113,7 +113,7 @@ class SentenceTransformerEmbedder(CachedEmbedder):
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()  # a "Loading weights" bar on every load is noise
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # a "Loading weights" bar on every load is noise
 
         if self.threads:
             torch.set_num_threads(self.threads)

@@ -127,7 +127,9 @@ class OpenAIEmbedder(CachedEmbedder):
         except (httpx.HTTPError, OSError) as exc:
             raise translate(exc, endpoint=self.api_base, model=self.model) from exc
         except (KeyError, ValueError) as exc:
-            raise EmbeddingError(f"{self.api_base}/embeddings answered something that is not an embedding list") from exc
+            raise EmbeddingError(
+                f"{self.api_base}/embeddings answered something that is not an embedding list"
+            ) from exc
         return [row["embedding"] for row in sorted(data, key=lambda r: r["index"])]
 
     def _embed_batch(self, texts: list[str]) -> NDArray[np.float32]:

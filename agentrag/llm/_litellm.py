@@ -28,13 +28,14 @@ _CONNECT_MARKERS = (
     "name or service not known",
     "connecterror",
     "remoteprotocolerror",
+    "all connection attempts failed",
 )
 _UNSUPPORTED_MARKERS = ("response_format", "json_schema", "guided", "structured output", "logprobs")
 
 
 def litellm() -> ModuleType:
     """Import litellm once, quietly and offline (its import costs ~4 s of CPU)."""
-    global _module
+    global _module  # noqa: PLW0603 - import once, on first use
     if _module is None:
         _offline.apply()  # before import: the cost-map fetch happens at import time
         import litellm as mod
@@ -65,7 +66,7 @@ def translate(exc: BaseException, *, endpoint: str, model: str) -> LLMError:
 
     if "timeout" in name.lower() or isinstance(exc, TimeoutError):
         return LLMTimeoutError(f"{model} at {endpoint} did not answer in time ({short})", **where)
-    if any(m in name.lower() for m in ("connection", "connecterror")) or any(m in low for m in _CONNECT_MARKERS):
+    if _is_connect_failure(exc) or any(m in low for m in _CONNECT_MARKERS):
         return LLMConnectionError(f"cannot reach {endpoint} ({short})", **where)
     if status == 429 or "ratelimit" in name.lower():
         return LLMRateLimitError(f"{endpoint} is rate limiting ({short})", **where)
@@ -88,6 +89,20 @@ def translate(exc: BaseException, *, endpoint: str, model: str) -> LLMError:
             **where,
         )
     return LLMError(f"calling {model} at {endpoint} failed: {name}: {short}", **where)
+
+
+def _is_connect_failure(exc: BaseException) -> bool:
+    # litellm wraps transport errors (httpx.ConnectError, ...) in its own classes with a
+    # status of 500; the original sits somewhere down the cause/context chain.
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        name = type(current).__name__.lower()
+        if isinstance(current, ConnectionError) or "connecterror" in name or "connectionerror" in name:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def usage_of(response: Any) -> tuple[int, int]:

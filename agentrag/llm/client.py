@@ -122,9 +122,7 @@ class TokenDistribution:
             log(sum of matching probabilities), or ``MISSING_LOGPROB`` when none matches.
         """
         wanted = set(candidates) if exact else {c.strip().lower() for c in candidates}
-        hits = [
-            lp for tok, lp in self.top.items() if (tok if exact else tok.strip().lower()) in wanted
-        ]
+        hits = [lp for tok, lp in self.top.items() if (tok if exact else tok.strip().lower()) in wanted]
         if not hits:
             return MISSING_LOGPROB
         peak = max(hits)
@@ -372,7 +370,9 @@ class LLMClient:
         )
 
         async def open_stream() -> tuple[Any, Any]:
-            stream = await router.acompletion(model=self._group, messages=list(messages), stream=True, **params)
+            stream = await router.acompletion(
+                model=self._group, messages=list(messages), stream=True, **params
+            )
             iterator = stream.__aiter__()
             first = await iterator.__anext__()  # connection problems surface here
             return iterator, first
@@ -549,7 +549,7 @@ class LLMClient:
         if self._router is not None:
             from litellm.llms.custom_httpx.async_client_cleanup import close_litellm_async_clients
 
-            await close_litellm_async_clients()
+            await close_litellm_async_clients()  # type: ignore[no-untyped-call]
 
     def _no_logprobs(self) -> LLMUnsupportedError:
         return LLMUnsupportedError(

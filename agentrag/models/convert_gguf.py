@@ -16,6 +16,7 @@ from pathlib import Path
 
 
 def convert(gguf_file: Path, out_dir: Path) -> None:
+    """Write a float32 safetensors model folder (config, tokenizer, chat template) to ``out_dir``."""
     import torch
     from safetensors.torch import save_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -33,14 +34,16 @@ def convert(gguf_file: Path, out_dir: Path) -> None:
         if ptr in seen and getattr(model.config, "tie_word_embeddings", False):
             continue
         seen.add(ptr)
-        state[key] = tensor.detach().to(torch.bfloat16).contiguous().clone()
+        state[key] = tensor.detach().to(torch.float32).contiguous().clone()
     tmp = out_dir / "model.safetensors.partial"
     save_file(state, str(tmp), metadata={"format": "pt"})
     # The loaded config remembers it came from a GGUF file; the folder we write is plain
     # safetensors, and vLLM would otherwise try to load it as GGUF.
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    model.config.dtype = "bfloat16"
+    # float32, not bfloat16: on CPUs without native bf16 (AVX2) vLLM runs bf16 several times
+    # slower and stops batching concurrent requests (measured: 0.86 s vs 0.29 s per call).
+    model.config.dtype = "float32"
     model.config.save_pretrained(str(out_dir))
     if model.generation_config is not None:
         model.generation_config.save_pretrained(str(out_dir))

@@ -3,7 +3,8 @@
 Each request pops the next action from a queue (the last action repeats when the queue is
 empty): ``ok`` answers normally, ``503`` / ``429`` / ``400`` answer with that status, ``hang``
 sleeps past any sane timeout, ``malformed`` returns a completion whose content is broken JSON,
-``delay:S`` answers normally after S seconds. Every request is recorded so tests can count
+``delay:S`` answers normally after S seconds, ``cut`` streams one chunk then breaks. Streaming
+requests get server-sent events. Every request is recorded so tests can count
 attempts.
 """
 
@@ -68,6 +69,39 @@ class FaultServer:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def _stream(self, content: str, *, cut: bool) -> None:
+                # Server-sent events in chunked transfer encoding, as uvicorn (vLLM) sends them,
+                # one event per word. "cut" drops the connection after the first event without
+                # the terminating chunk: what a server crash mid-answer looks like on the wire.
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+
+                def send(data: bytes) -> None:
+                    self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                    self.wfile.flush()
+
+                def event(delta: dict[str, Any], finish: str | None) -> bytes:
+                    chunk = {
+                        "id": "x",
+                        "object": "chat.completion.chunk",
+                        "created": int(time.time()),
+                        "model": outer.model,
+                        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                    }
+                    return f"data: {json.dumps(chunk)}\n\n".encode()
+
+                for i, word in enumerate(content.split(" ")):
+                    send(event({"role": "assistant", "content": word if i == 0 else " " + word}, None))
+                    if cut:
+                        self.close_connection = True
+                        return
+                send(event({}, "stop"))
+                send(b"data: [DONE]\n\n")
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+
             def do_GET(self) -> None:
                 if self.path.endswith("/models"):
                     self._send(200, {"object": "list", "data": [{"id": outer.model, "object": "model"}]})
@@ -85,19 +119,40 @@ class FaultServer:
                     time.sleep(float(action.split(":", 1)[1]))
                     action = "ok"
                 if action in {"503", "429", "400", "500"}:
-                    self._send(int(action), {"error": {"message": f"injected {action}", "type": "x", "code": int(action)}})
+                    self._send(
+                        int(action),
+                        {"error": {"message": f"injected {action}", "type": "x", "code": int(action)}},
+                    )
                     return
-                content = outer.content if action == "ok" else '{"answer": "unterminated'
+                content = outer.content if action in {"ok", "cut"} else '{"answer": "unterminated'
+                if body.get("stream"):
+                    self._stream(content, cut=action == "cut")
+                    return
                 if self.path.endswith("/completions") and not self.path.endswith("/chat/completions"):
-                    choice: dict[str, Any] = {"index": 0, "text": content, "finish_reason": "stop", "logprobs": None}
+                    choice: dict[str, Any] = {
+                        "index": 0,
+                        "text": content,
+                        "finish_reason": "stop",
+                        "logprobs": None,
+                    }
                     obj = "text_completion"
                 else:
-                    choice = {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+                    choice = {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": content},
+                        "finish_reason": "stop",
+                    }
                     obj = "chat.completion"
-                self._send(200, {
-                    "id": "x", "object": obj, "created": int(time.time()), "model": outer.model,
-                    "choices": [choice],
-                    "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
-                })
+                self._send(
+                    200,
+                    {
+                        "id": "x",
+                        "object": obj,
+                        "created": int(time.time()),
+                        "model": outer.model,
+                        "choices": [choice],
+                        "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
+                    },
+                )
 
         return Handler

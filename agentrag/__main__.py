@@ -1,0 +1,3 @@
+from agentrag.cli import main
+
+main()

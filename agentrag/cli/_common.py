@@ -1,0 +1,85 @@
+"""Shared CLI plumbing: settings from the global options, error rendering, consoles.
+
+Everything heavy is imported inside the functions that need it so `agentrag --help` stays
+instant.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from agentrag.errors import AgentragError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class CLIState:
+    """Global options, filled by the app callback."""
+
+    config: Path | None = None
+    data_dir: Path | None = None
+    verbose: int = 0
+    _settings: Any = None
+
+    def settings(self) -> Any:
+        """Settings from the file / environment, with the global options applied (cached)."""
+        if self._settings is None:
+            from agentrag.settings import Settings
+
+            overrides: dict[str, Any] = {}
+            if self.data_dir is not None:
+                overrides["data_dir"] = self.data_dir
+            self._settings = Settings.load(self.config if self.config else "auto", **overrides)
+        return self._settings
+
+
+state = CLIState()
+
+
+def setup_logging(verbose: int) -> None:
+    """Route library logging to stderr through rich (WARNING by default, -v INFO, -vv DEBUG)."""
+    from rich.logging import RichHandler
+
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    handler = RichHandler(console=err_console, show_path=False, show_time=verbose > 1)
+    root = logging.getLogger("agentrag")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def render_error(exc: AgentragError) -> None:
+    """Print an error with its code and hint, the way every command does."""
+    err_console.print(f"[bold red]error[/] [dim]{exc.code}[/]: {exc.message}", highlight=False)
+    if exc.hint:
+        err_console.print(f"[yellow]hint[/]: {exc.hint}", highlight=False)
+
+
+def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn our errors into a readable message and exit code 1 (no traceback unless -vv)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except AgentragError as exc:
+            if state.verbose > 1:
+                err_console.print_exception()
+            render_error(exc)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted[/]")
+            raise typer.Exit(130) from None
+
+    return wrapper
