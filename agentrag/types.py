@@ -188,6 +188,12 @@ class Usage(_Model):
 
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
+    def __eq__(self, other: object) -> bool:
+        # Compare the counts, not the private lock (two meters with equal counts are equal).
+        return isinstance(other, Usage) and self.model_dump() == other.model_dump()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
     @property
     def total_tokens(self) -> int:
         """Prompt plus completion tokens."""

@@ -1,0 +1,283 @@
+"""Corrective RAG (Yan et al. 2024): ``crag_gate``, ``refine`` (knowledge strips) and ``correct``.
+
+The gate reads calibrated P(relevant) of the evidence: CORRECT if any item reaches ``upper``,
+INCORRECT if all are below ``lower``, AMBIGUOUS otherwise. CORRECT goes to refinement;
+INCORRECT and AMBIGUOUS go to corrective retrieval (AMBIGUOUS keeps the plausible evidence,
+INCORRECT discards it) and come back through ``rerank`` to the gate, until a budget or the
+utility-gain rule (expected UDCG must rise each round) ends the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from agentrag.errors import AgentragError, LLMError
+from agentrag.graph.registry import node, router
+from agentrag.nodes._util import degraded, event, retriever
+from agentrag.nodes.pack import expected_udcg
+from agentrag.types import Evidence, Passage
+
+if TYPE_CHECKING:
+    from langgraph.runtime import Runtime
+
+    from agentrag.graph.context import RunContext
+    from agentrag.state import RAGState
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+class GateParams(_Params):
+    """Parameters of ``crag_gate``."""
+
+    upper: float = Field(default=0.6, ge=0, le=1)
+    """CORRECT when any evidence has P(relevant) at least this."""
+
+    lower: float = Field(default=0.25, ge=0, le=1)
+    """INCORRECT when all evidence is below this."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> GateParams:
+        if self.lower > self.upper:
+            raise ValueError(f"lower ({self.lower}) must not exceed upper ({self.upper})")
+        return self
+
+
+@node("crag_gate", params=GateParams, uses_llm=False)
+async def crag_gate(state: RAGState, runtime: Runtime[RunContext], params: GateParams) -> dict[str, Any]:
+    """Decide CORRECT / AMBIGUOUS / INCORRECT; stop the loop on budget or no UDCG gain."""
+    scores = [e.relevance for e in state.evidence]
+    if any(s >= params.upper for s in scores):
+        action: Literal["correct", "ambiguous", "incorrect"] = "correct"
+    elif all(s < params.lower for s in scores):
+        action = "incorrect"
+    else:
+        action = "ambiguous"
+    value = expected_udcg(state.evidence)
+    history = [*state.udcg_history, value]
+    budget = state.budget
+    stop = None
+    if action != "correct":
+        stop = budget.over()
+        # The utility-gain rule: a correction round that did not raise the expected UDCG of
+        # the evidence is not worth repeating.
+        if stop is None and len(history) >= 2 and value - max(history[:-1]) <= budget.min_gain:
+            stop = "no_gain"
+    update: dict[str, Any] = {"crag_action": action, "udcg_history": history}
+    if stop is not None:
+        update["budget"] = budget.model_copy(update={"exhausted": stop})
+    return {
+        **update,
+        **event(
+            f"{action}" + (f" (loop stops: {stop})" if stop else ""),
+            max_relevance=round(max(scores), 3) if scores else None,
+            expected_udcg=round(value, 4),
+        ),
+    }
+
+
+@router("crag_action", outcomes=("correct", "ambiguous", "incorrect", "exhausted"))
+def crag_action(state: RAGState) -> str:
+    """The gate's decision, or ``exhausted`` when a budget / the gain rule stopped the loop."""
+    if state.budget.exhausted is not None:
+        return "exhausted"
+    return state.crag_action or "incorrect"
+
+
+class RefineParams(_Params):
+    """Parameters of ``refine``."""
+
+    strip: Literal["sentences", "words"] = "sentences"
+    """Strip shape: groups of sentences, or fixed word windows."""
+
+    size: int = Field(default=3, ge=1)
+    """Sentences per strip, or words per strip (CRAG: 3 sentences or ~50 words)."""
+
+    top_n: int = Field(default=6, ge=1)
+    """Strips kept over all evidence."""
+
+    max_passages: int = Field(default=5, ge=1)
+    """Evidence items decomposed (best first)."""
+
+    scorer: Literal["auto", "reranker", "llm", "embedding"] = "auto"
+    """Strip scoring: the reranker, a yes/no LLM prompt, or embedding cosine. ``auto``: the
+    reranker when there is one, else the embedder, else the LLM."""
+
+    min_relevance: float = Field(default=0.0, ge=0, le=1)
+    """Drop strips scoring below this."""
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
+
+
+def strips(text: str, *, mode: str, size: int) -> list[tuple[int, int]]:
+    """Character spans of the strips of ``text`` (sentence groups or word windows)."""
+    if mode == "words":
+        words = [m.span() for m in re.finditer(r"\S+", text)]
+        return [(words[i][0], words[min(i + size, len(words)) - 1][1]) for i in range(0, len(words), size)]
+    bounds = [0] + [m.end() for m in _SENTENCE_END.finditer(text)] + [len(text)]
+    sentences = [(a, b) for a, b in itertools.pairwise(bounds) if text[a:b].strip()]
+    out = []
+    for i in range(0, len(sentences), size):
+        a = sentences[i][0]
+        b = sentences[min(i + size, len(sentences)) - 1][1]
+        # Trim whitespace so the span's text is exactly the strip.
+        while b > a and text[b - 1].isspace():
+            b -= 1
+        out.append((a, b))
+    return out
+
+
+async def _score_strips(
+    runtime: Runtime[RunContext], question: str, items: list[Passage], scorer: str
+) -> list[float]:
+    ctx = runtime.context
+    if scorer == "auto":
+        scorer = (
+            "reranker" if ctx.reranker is not None else "embedding" if ctx.embedder is not None else "llm"
+        )
+    if scorer == "reranker" and ctx.reranker is not None:
+        result = await ctx.reranker.arerank(question, items, top_n=None, threshold=None, evidence=False)
+        by_id = {p.id: p for p in result.passages}
+        return [
+            min(1.0, max(0.0, by_id[p.id].scores.get("p_relevant", by_id[p.id].score)))
+            if p.id in by_id
+            else 0.0
+            for p in items
+        ]
+    if scorer == "embedding" and ctx.embedder is not None:
+        q = await ctx.embedder.aembed_query(question)
+        vecs = await ctx.embedder.aembed_documents([p.text for p in items])
+        return [max(0.0, float(v @ q)) for v in vecs]
+    judgements = await asyncio.gather(
+        *(
+            ctx.llm.yes_no(ctx.prompts.messages("strip_relevance", question=question, strip=p.text))
+            for p in items
+        )
+    )
+    return [j.p_yes for j in judgements]
+
+
+@node("refine", params=RefineParams)
+async def refine(state: RAGState, runtime: Runtime[RunContext], params: RefineParams) -> dict[str, Any]:
+    """Knowledge refinement: split evidence passages into strips, score them, keep the best.
+
+    Strips are cut from the original passage text, so each kept strip is exact source text
+    with its own character span (what citations point at). Fallback: if scoring fails, the
+    evidence is kept as it was.
+    """
+    by_id = {p.id: p for p in state.candidates}
+    items: list[tuple[Evidence, Passage]] = []
+    for ev in state.evidence[: params.max_passages]:
+        source = by_id.get(ev.passage_id)
+        if source is None:
+            continue
+        for a, b in strips(source.text, mode=params.strip, size=params.size):
+            piece = source.model_copy(
+                update={
+                    "id": f"{source.id}#{a}",
+                    "text": source.text[a:b],
+                    "start": source.start + a,
+                    "end": source.start + b,
+                }
+            )
+            items.append((ev, piece))
+    if not items:
+        return event("nothing to refine")
+    try:
+        scores = await _score_strips(runtime, state.question, [p for _, p in items], params.scorer)
+    except (AgentragError, LLMError) as exc:
+        return {
+            "errors": degraded(state, "refine", "kept unrefined evidence", exc),
+            **event("refinement failed"),
+        }
+    ranked = sorted(zip(scores, range(len(items)), strict=True), key=lambda t: -t[0])
+    chosen = sorted(i for s, i in ranked[: params.top_n] if s >= params.min_relevance)
+    refined = []
+    for i in chosen:
+        ev, piece = items[i]
+        refined.append(
+            Evidence(
+                passage_id=ev.passage_id,
+                text=piece.text,
+                contribution=ev.contribution,
+                # A strip inherits its passage's calibrated relevance, scaled by how it ranked
+                # among the strips: the passage-level probability is the calibrated one.
+                relevance=ev.relevance,
+                source=ev.source,
+                title=ev.title,
+                start=piece.start,
+                end=piece.end,
+            )
+        )
+    refined.sort(key=lambda e: -e.relevance)
+    return {"evidence": refined, **event(f"kept {len(refined)} of {len(items)} strips")}
+
+
+class CorrectParams(_Params):
+    """Parameters of ``correct``."""
+
+    source: str | None = None
+    """A named retrieval source from the run context (another index, a search tool). Default:
+    the knowledge base, searched again with a rewritten query and a wider ``k``."""
+
+    k: int = Field(default=30, ge=1)
+    """Passages to fetch."""
+
+    mode: Literal["hybrid", "bm25", "dense"] = "hybrid"
+    """Retrieval mode."""
+
+    keep_above: float = Field(default=0.25, ge=0, le=1)
+    """AMBIGUOUS: evidence at or above this P(relevant) is kept alongside the new results."""
+
+
+class _Query(BaseModel):
+    query: str = Field(max_length=200)
+
+
+@node("correct", params=CorrectParams)
+async def correct(state: RAGState, runtime: Runtime[RunContext], params: CorrectParams) -> dict[str, Any]:
+    """Corrective retrieval: a rewritten query against a wider or different source.
+
+    INCORRECT discards the current evidence; AMBIGUOUS keeps what is plausibly relevant.
+    Passages already judged are not fetched again. Fallback: if the rewrite fails, the
+    question is searched as is.
+    """
+    ctx = runtime.context
+    budget = state.budget.model_copy(update={"rounds": state.budget.rounds + 1})
+    errors = state.errors
+    tried = state.queries or [state.question]
+    try:
+        out = await ctx.llm.structured(
+            ctx.prompts.messages("corrective_query", question=state.question, tried=tried),
+            _Query,
+            max_tokens=80,
+        )
+        query = out.query.strip() or state.question
+    except LLMError as exc:
+        errors = degraded(state, "correct", "searched with the question", exc)
+        query = state.question
+    hits = await retriever(runtime, params.source).asearch(query, k=params.k, mode=params.mode)
+    judged = {e.passage_id for e in state.evidence} | {d.passage_id for d in state.dropped}
+    keep = (
+        [e for e in state.evidence if e.relevance >= params.keep_above]
+        if state.crag_action == "ambiguous"
+        else []
+    )
+    kept_ids = {e.passage_id for e in keep}
+    old = [p for p in state.candidates if p.id in kept_ids]
+    new = [p.model_copy(update={"query": query}) for p in hits if p.id not in judged]
+    return {
+        "queries": [*tried, query],
+        "candidates": old + new,
+        "evidence": keep,
+        "budget": budget,
+        "errors": errors,
+        **event(f"round {budget.rounds}: {len(new)} new passages for {query!r}", kept=len(keep)),
+    }
