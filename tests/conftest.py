@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from agentrag import _offline
+from tests.support.fakes import FakeLLM, FakeRetriever, passage
 
 _offline.apply()
 
@@ -151,3 +152,56 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.fail(f"benchmark data not found at {SHARED_DATA}", pytrace=False)
     return SHARED_DATA
+
+
+# ---- fakes for graph and agent logic tests (real parts are tested against real servers)
+
+CORPUS = [
+    passage(
+        "hamlet",
+        "Hamlet is a tragedy written by William Shakespeare. It was first performed around 1600. "
+        "The play is set in Denmark.",
+        source="plays.txt",
+        start=0,
+        title="Hamlet",
+    ),
+    passage(
+        "globe",
+        "The Globe Theatre was built in 1599 by Shakespeare's company. It burned down in 1613.",
+        source="theatres.txt",
+        start=40,
+        title="Globe",
+    ),
+    passage("ocean", "The Pacific Ocean is the largest ocean on Earth.", source="geo.txt", start=0),
+    passage(
+        "stocks",
+        "The stock market fell sharply on Monday after the announcement.",
+        source="news.txt",
+        start=5,
+    ),
+]
+
+
+def relevance_by_keyword(text: str) -> float:
+    return 0.9 if "Shakespeare" in text else 0.05
+
+
+@pytest.fixture
+def corpus():
+    return list(CORPUS)
+
+
+@pytest.fixture
+def retriever(corpus):
+    return FakeRetriever(corpus)
+
+
+@pytest.fixture
+def fake_llm():
+    return FakeLLM(
+        structured={
+            "_Rewrite": {"query": "Hamlet author", "variants": [], "hypothetical_answer": ""},
+            "_Query": {"query": "Shakespeare play Hamlet author"},
+        },
+        answer=lambda m: "Hamlet was written by William Shakespeare [1].",
+    )

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from agentrag import __version__
+from agentrag.cli import graph as graph_cli
 from agentrag.cli import models as models_cli
 from agentrag.cli._common import setup_logging, state
 
@@ -50,6 +51,7 @@ def main_callback(
 
 
 app.add_typer(models_cli.app, name="models")
+app.add_typer(graph_cli.app, name="graph")
 
 
 def main() -> None:

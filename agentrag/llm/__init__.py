@@ -7,7 +7,9 @@ from agentrag.llm.client import (
     Message,
     TokenDistribution,
     YesNo,
+    current_usage_scope,
     parse_json_object,
+    usage_scope,
 )
 
 __all__ = [
@@ -17,5 +19,7 @@ __all__ = [
     "Message",
     "TokenDistribution",
     "YesNo",
+    "current_usage_scope",
     "parse_json_object",
+    "usage_scope",
 ]

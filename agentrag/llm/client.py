@@ -17,12 +17,14 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import json
 import logging
 import math
 import re
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -43,7 +45,15 @@ from agentrag.types import Usage
 if TYPE_CHECKING:
     from agentrag.settings import Settings
 
-__all__ = ["Completion", "LLMClient", "Message", "TokenDistribution", "YesNo"]
+__all__ = [
+    "Completion",
+    "LLMClient",
+    "Message",
+    "TokenDistribution",
+    "YesNo",
+    "current_usage_scope",
+    "usage_scope",
+]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +62,28 @@ Message = dict[str, str]
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
+
+_RUN_USAGE: contextvars.ContextVar[Usage | None] = contextvars.ContextVar("agentrag_run_usage", default=None)
+
+
+@contextlib.contextmanager
+def usage_scope(usage: Usage) -> Iterator[Usage]:
+    """Count every LLM call made in this context (and tasks started from it) on ``usage`` too.
+
+    Each client keeps its own meter; a scope adds a per-run one, so one agent serving several
+    questions at once still reports exact usage per answer (asyncio tasks inherit the scope).
+    """
+    token = _RUN_USAGE.set(usage)
+    try:
+        yield usage
+    finally:
+        _RUN_USAGE.reset(token)
+
+
+def current_usage_scope() -> Usage | None:
+    """The per-run meter of the current context, if a :func:`usage_scope` is active."""
+    return _RUN_USAGE.get()
+
 
 MISSING_LOGPROB = -10.0
 """Log-probability given to a candidate token absent from the top log-probs (Prism's rule)."""
@@ -259,14 +291,14 @@ class LLMClient:
             except asyncio.CancelledError:
                 raise
             except TimeoutError as exc:
-                self.usage.add_failure()
+                self._add_failure()
                 raise LLMTimeoutError(
                     f"{self.model} at {self._where} did not answer in {self.endpoint.timeout_s:g}s",
                     endpoint=self._where,
                     model=self.model,
                 ) from exc
             except Exception as exc:
-                self.usage.add_failure()
+                self._add_failure()
                 raise translate(exc, endpoint=self._where, model=self.model) from exc
 
     async def _with_retries(self, call: Callable[[], Awaitable[T]]) -> T:
@@ -287,8 +319,20 @@ class LLMClient:
 
     def _record(self, response: Any) -> tuple[int, int]:
         prompt_tokens, completion_tokens = usage_of(response)
-        self.usage.add(self.model, prompt_tokens, completion_tokens)
+        self._add_usage(prompt_tokens, completion_tokens)
         return prompt_tokens, completion_tokens
+
+    def _add_usage(self, prompt_tokens: int, completion_tokens: int) -> None:
+        self.usage.add(self.model, prompt_tokens, completion_tokens)
+        run = _RUN_USAGE.get()
+        if run is not None and run is not self.usage:
+            run.add(self.model, prompt_tokens, completion_tokens)
+
+    def _add_failure(self) -> None:
+        self.usage.add_failure()
+        run = _RUN_USAGE.get()
+        if run is not None and run is not self.usage:
+            run.add_failure()
 
     # ---------------------------------------------------------------- public API
 
@@ -399,7 +443,7 @@ class LLMClient:
                 ) from exc
             except Exception as exc:
                 raise translate(exc, endpoint=self._where, model=self.model) from exc
-        self.usage.add(self.model, prompt_tokens, completion_tokens)
+        self._add_usage(prompt_tokens, completion_tokens)
 
     async def structured(
         self,

@@ -23,7 +23,7 @@ async def run(graph_name: str, settings, llm, retriever, reranker, question="Who
 
 
 async def test_correct_goes_straight_to_refinement(settings, fake_llm, retriever) -> None:
-    from tests.graph.conftest import relevance_by_keyword
+    from tests.conftest import relevance_by_keyword
 
     state = await run("crag", settings, fake_llm, retriever, FakeReranker(relevance_by_keyword))
     assert node_path(state) == ["rewrite", "retrieve", "rerank", "gate", "refine", "pack", "generate"]
@@ -140,7 +140,7 @@ async def test_reranker_failure_falls_back_to_retrieval_order(settings, fake_llm
 
 @pytest.mark.parametrize("name", ["rag", "crag"])
 async def test_budget_counters_and_trace(settings, fake_llm, retriever, name) -> None:
-    from tests.graph.conftest import relevance_by_keyword
+    from tests.conftest import relevance_by_keyword
 
     state = await run(name, settings, fake_llm, retriever, FakeReranker(relevance_by_keyword))
     assert state.budget.llm_calls == fake_llm.usage.calls

@@ -8,7 +8,7 @@ import pytest
 
 from agentrag.graph import RunContext, load_graph, open_checkpointer
 from agentrag.state import RAGState
-from tests.graph.conftest import relevance_by_keyword
+from tests.conftest import relevance_by_keyword
 from tests.support.fakes import FakeReranker
 
 

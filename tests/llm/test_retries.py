@@ -177,3 +177,20 @@ async def test_streaming_failure_after_first_token_is_raised_not_retried() -> No
             await consume()
         assert pieces == ["one"]
         assert len(server.requests) == 1
+
+
+async def test_usage_scope_counts_per_run_across_tasks(fault_server: FaultServer) -> None:
+    from agentrag.llm import usage_scope
+    from agentrag.types import Usage
+
+    fault_server.script(["ok"])
+    llm = client(fault_server.api_base)
+    run_a, run_b = Usage(), Usage()
+
+    async def run(meter: Usage, n: int) -> None:
+        with usage_scope(meter):
+            await asyncio.gather(*(llm.chat(MSG) for _ in range(n)))
+
+    await asyncio.gather(run(run_a, 2), run(run_b, 3))
+    assert (run_a.calls, run_b.calls, llm.usage.calls) == (2, 3, 5)
+    assert run_a.prompt_tokens == 10 and run_b.completion_tokens == 6

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from agentrag.errors import LLMServerError
-from agentrag.llm import Completion, TokenDistribution, YesNo
+from agentrag.llm import Completion, TokenDistribution, YesNo, current_usage_scope
 from agentrag.types import Dropped, Evidence, Passage, Usage
 
 Script = dict[str, Any] | Callable[[list[dict[str, str]]], dict[str, Any]]
@@ -54,10 +54,15 @@ class FakeLLM:
     def _count(self, kind: str, messages: Sequence[dict[str, str]]) -> None:
         self.calls[kind] = self.calls.get(kind, 0) + 1
         self.log.append((kind, list(messages)))
+        run = current_usage_scope()  # count on the per-run meter too, as the real client does
         if self.calls[kind] in self.fail.get(kind, set()):
             self.usage.add_failure()
+            if run is not None:
+                run.add_failure()
             raise LLMServerError(f"injected failure of {kind} call {self.calls[kind]}")
         self.usage.add("fake", 10, 5)
+        if run is not None and run is not self.usage:
+            run.add("fake", 10, 5)
 
     async def chat(self, messages, *, max_tokens=None, temperature=None, **_: Any) -> Completion:
         self._count("chat", messages)
