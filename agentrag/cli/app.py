@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from agentrag import __version__
+from agentrag.cli import ask as ask_cli
 from agentrag.cli import graph as graph_cli
 from agentrag.cli import models as models_cli
 from agentrag.cli._common import setup_logging, state
@@ -52,6 +53,8 @@ def main_callback(
 
 app.add_typer(models_cli.app, name="models")
 app.add_typer(graph_cli.app, name="graph")
+app.command("ask")(ask_cli.ask)
+app.command("chat")(ask_cli.chat)
 
 
 def main() -> None:

@@ -149,5 +149,6 @@ async def pack_context(state: RAGState, runtime: Runtime[RunContext], params: Pa
             f"packed {len(context)} items (~{used} tokens), expected UDCG {value:.3f}",
             dropped=len(dropped),
             tokens=used,
+            token_budget=params.token_budget,
         ),
     }

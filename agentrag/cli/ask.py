@@ -1,0 +1,269 @@
+"""`agentrag ask` (one shot) and `agentrag chat` (a REPL over a knowledge base)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from agentrag.cli._common import console, err_console, handle_errors, render_error, state
+
+if TYPE_CHECKING:
+    from agentrag.agent import Agent
+    from agentrag.types import Answer
+
+GraphOpt = Annotated[str, typer.Option("--graph", "-g", help="rag, crag, srr, premise, or a spec file.")]
+KbOpt = Annotated[str, typer.Option("--kb", help="Knowledge base name.")]
+
+
+def _agent(graph: str, kb: str) -> Agent:
+    from agentrag.agent import Agent
+
+    return Agent.from_settings(state.settings(), kb=kb, graph=graph)
+
+
+async def _stream(agent: Agent, question: str, thread_id: str | None, *, show_progress: bool) -> Answer:
+    """Run one question, printing node progress and streaming the answer tokens."""
+    answer: Answer | None = None
+    streaming = False
+    status = console.status("thinking ...") if show_progress else None
+    if status is not None:
+        status.start()
+    try:
+        async for event in agent.astream(question, thread_id=thread_id):
+            if event.kind == "node" and event.event == "start" and status is not None:
+                status.update(f"{event.node} ...")
+            elif event.kind == "token":
+                if not streaming:
+                    if status is not None:
+                        status.stop()
+                    streaming = True
+                console.print(event.text, end="", highlight=False, markup=False)
+            elif event.kind == "answer":
+                answer = event.answer
+    finally:
+        if status is not None:
+            status.stop()
+    assert answer is not None
+    if streaming:
+        console.print()
+    else:  # no tokens: the answer came without generation (abstention on empty context)
+        console.print(answer.text, highlight=False, markup=False)
+    return answer
+
+
+@handle_errors
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    graph: GraphOpt = "rag",
+    kb: KbOpt = "default",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the whole Answer as JSON (for scripts).")
+    ] = False,
+    thread: Annotated[str | None, typer.Option(help="Conversation id: earlier turns are context.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the answer text.")] = False,
+) -> None:
+    """Ask one question and print the cited answer with its sources."""
+    from agentrag._async import run_sync
+    from agentrag.cli.render import citations_block, print_details
+
+    agent = _agent(graph, kb)
+    try:
+        if as_json:
+            answer = agent.ask(question, thread_id=thread)
+            typer.echo(answer.model_dump_json(indent=2))
+            return
+        answer = run_sync(_stream(agent, question, thread, show_progress=not quiet and console.is_terminal))
+        if quiet:
+            return
+        if answer.citations:
+            console.print(citations_block(answer), highlight=False, markup=False)
+        print_details(console, answer)
+    finally:
+        agent.close()
+
+
+# --------------------------------------------------------------------------- chat
+
+HELP = """\
+[bold]commands[/]
+  /graph [NAME]    show or switch the graph (rag, crag, srr, premise, or a spec file)
+  /kb [NAME]       show or switch the knowledge base
+  /sources [all]   the last answer's evidence, scores and dropped passages
+  /trace           the last answer's node-by-node trace
+  /reset           start a new conversation
+  /save [FILE]     save this conversation as Markdown (default ./chat-<id>.md)
+  /help            this help;  /quit (or Ctrl-D) to leave
+[bold]input[/]  Enter sends; Alt-Enter (or Esc then Enter) adds a line; a line ending in \\ continues."""
+
+
+class ChatSession:
+    """State of one `agentrag chat`: the agent, the thread, the transcript."""
+
+    def __init__(self, agent: Agent, *, graph: str, kb: str, thread: str, index: Path) -> None:
+        self.agent = agent
+        self.graph = graph
+        self.kb = kb
+        self.thread = thread
+        self.index = index
+        self.turns: list[Answer] = []
+
+    def _record_thread(self, question: str) -> None:
+        try:
+            data = json.loads(self.index.read_text()) if self.index.exists() else {}
+        except ValueError:
+            data = {}
+        entry = data.setdefault(self.thread, {"started": time.strftime("%Y-%m-%d %H:%M"), "first": question})
+        entry.update({"graph": self.graph, "kb": self.kb, "turns": entry.get("turns", 0) + 1})
+        self.index.parent.mkdir(parents=True, exist_ok=True)
+        self.index.write_text(json.dumps(data, indent=2))
+
+    def ask(self, question: str) -> None:
+        from agentrag._async import run_sync
+        from agentrag.cli.render import print_details
+        from agentrag.errors import AgentragError
+
+        try:
+            answer = run_sync(_stream(self.agent, question, self.thread, show_progress=True))
+        except AgentragError as exc:
+            render_error(exc)
+            return
+        self.turns.append(answer)
+        self._record_thread(question)
+        print_details(console, answer, dropped=True)
+
+    def command(self, line: str) -> bool:
+        """Run a slash command; False means quit."""
+        from agentrag.cli.render import dropped_table, sources_table, trace_table
+
+        name, _, arg = line[1:].partition(" ")
+        arg = arg.strip()
+        last = self.turns[-1] if self.turns else None
+        if name in {"quit", "exit", "q"}:
+            return False
+        if name == "help":
+            console.print(HELP)
+        elif name == "graph":
+            if arg:
+                self.agent = self.agent.with_graph(arg)
+                self.graph = arg
+            console.print(f"graph: [bold]{self.graph}[/]")
+        elif name == "kb":
+            if arg:
+                self.agent.close()
+                self.agent = _agent(self.graph, arg)
+                self.kb = arg
+            console.print(f"knowledge base: [bold]{self.kb}[/]")
+        elif name == "sources":
+            if last is None:
+                console.print("[dim]no answer yet[/]")
+            else:
+                console.print(sources_table(last))
+                console.print(dropped_table(last, limit=10_000 if arg == "all" else 10))
+        elif name == "trace":
+            console.print(trace_table(last) if last else "[dim]no answer yet[/]")
+        elif name == "reset":
+            self.thread = uuid.uuid4().hex[:12]
+            self.turns = []
+            console.print(f"new conversation [bold]{self.thread}[/]")
+        elif name == "save":
+            path = Path(arg or f"chat-{self.thread}.md")
+            path.write_text(self.transcript())
+            console.print(f"saved to {path}")
+        else:
+            console.print(f"[red]unknown command /{name}[/] (/help lists them)")
+        return True
+
+    def transcript(self) -> str:
+        from agentrag.cli.render import budget_line, citations_block
+
+        out = [f"# agentrag chat {self.thread}\n", f"graph `{self.graph}`, knowledge base `{self.kb}`\n"]
+        for answer in self.turns:
+            out.append(f"\n## {answer.question}\n\n{answer.text}\n")
+            if answer.citations:
+                out.append("\n```\n" + citations_block(answer) + "\n```\n")
+            out.append(f"\n_{budget_line(answer)}_\n")
+        return "".join(out)
+
+
+def _reader(history_file: Path) -> Any:
+    """A line reader: prompt_toolkit on a terminal (history, multi-line), input() otherwise."""
+    import sys
+
+    if not sys.stdin.isatty():
+        return input
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.history import FileHistory
+    from prompt_toolkit.key_binding import KeyBindings
+
+    bindings = KeyBindings()
+
+    @bindings.add("escape", "enter")
+    def _newline(event: Any) -> None:
+        event.current_buffer.insert_text("\n")
+
+    history_file.parent.mkdir(parents=True, exist_ok=True)
+    session: Any = PromptSession(history=FileHistory(str(history_file)), key_bindings=bindings)
+    return session.prompt
+
+
+def _read_question(read: Any) -> str:
+    lines = [read("› ")]
+    while lines[-1].endswith("\\"):
+        lines[-1] = lines[-1][:-1]
+        lines.append(read("… "))
+    return "\n".join(lines).strip()
+
+
+@handle_errors
+def chat(
+    graph: GraphOpt = "rag",
+    kb: KbOpt = "default",
+    thread: Annotated[str | None, typer.Option(help="Resume a conversation by id.")] = None,
+    list_threads: Annotated[bool, typer.Option("--list", help="List saved conversations and exit.")] = False,
+) -> None:
+    """Chat with a knowledge base: streamed cited answers, sources, distractors, UDCG."""
+    settings = state.settings()
+    index = settings.data_dir / "chats.json"
+    if list_threads:
+        data = json.loads(index.read_text()) if index.exists() else {}
+        for tid, info in data.items():
+            console.print(f"{tid}  {info['started']}  {info['turns']} turns  [dim]{info['first'][:60]}[/]")
+        return
+    agent = _agent(graph, kb)
+    session = ChatSession(agent, graph=graph, kb=kb, thread=thread or uuid.uuid4().hex[:12], index=index)
+    console.print(
+        f"[bold]agentrag chat[/] — graph [bold]{graph}[/], knowledge base [bold]{kb}[/], "
+        f"conversation [bold]{session.thread}[/] (/help for commands)"
+    )
+    if thread:
+        from agentrag._async import run_sync
+
+        turns = run_sync(agent.ahistory(thread))
+        console.print(f"[dim]resumed: {len(turns)} earlier turn(s)[/]")
+    read = _reader(settings.data_dir / "chat_input_history")
+    try:
+        while True:
+            try:
+                question = _read_question(read)
+            except KeyboardInterrupt:
+                continue
+            except EOFError:
+                break
+            if not question:
+                continue
+            if question.startswith("/"):
+                if not session.command(question):
+                    break
+                continue
+            session.ask(question)
+    finally:
+        session.agent.close()
+        err_console.print(
+            f"[dim]conversation {session.thread} saved; resume with "
+            f"`agentrag chat --thread {session.thread}`[/]"
+        )
