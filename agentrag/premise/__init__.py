@@ -1,4 +1,4 @@
-"""Lean 4 / Mathlib premise retrieval: the declaration corpus.
+r"""Lean 4 / Mathlib premise retrieval: the declaration corpus.
 
 :func:`iter_tree` walks a Mathlib checkout and yields one :class:`Declaration` per theorem,
 definition, instance, structure (and field), ... with its full name, signature and docstring;
@@ -7,7 +7,7 @@ needed: the extractor reads the source text.
 
 Example:
     >>> from agentrag.premise import extract_text
-    >>> [d.name for d in extract_text("namespace Nat\\ntheorem foo : 1 = 1 := rfl\\nend Nat\\n")]
+    >>> [d.name for d in extract_text("namespace Nat\ntheorem foo : 1 = 1 := rfl\nend Nat\n")]
     ['Nat.foo']
 """
 

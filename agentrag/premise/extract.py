@@ -218,6 +218,7 @@ _IDENT = re.compile(
     r"(?:«[^»]*»|[^\s()\[\]{}⟨⟩⦃⦄,:;@\"`«.|]+)(?:\.(?:«[^»]*»|[^\s()\[\]{}⟨⟩⦃⦄,:;@\"`«.|]+))*"
 )
 _UNIVERSES = re.compile(r"\.\{[^}]*\}")
+_CTOR_NAME = re.compile(r"((?:«[^»]*»|[^\s:()\[\]{}]+))\s*::")
 _WORD = re.compile(r"[^\s()\[\]{}⟨⟩⦃⦄,:;\"`]+")
 _SIG_SCAN = re.compile(
     r"(?P<open>[(\[{⟨⦃⟦⁅])|(?P<close>[)\]}⟩⦄⟧⁆])|(?P<assign>:=)"
@@ -805,21 +806,26 @@ class _FileParser:
         """Emit ``Struct.field`` for each field of a ``structure``/``class ... where`` block."""
         code = self.code
         items = self.block_items(body, end)
-        for item_start, item_end in items:
+        while items:
+            item_start, item_end = items.pop(0)
             pos = item_start
             mods: list[str] = []
             while True:
-                m = _WORD.match(code, pos)
+                m = _WORD.match(code, pos, item_end)
                 if m and m.group() in ("protected", "private"):
                     mods.append(m.group())
                     pos = _skip_ws(code, m.end(), item_end)
                     continue
                 break
-            ctor = re.compile(r"(?:«[^»]*»|[^\s:()\[\]{}]+)\s*::").match(code, pos)
+            ctor = _CTOR_NAME.match(code, pos, item_end)
             if ctor:
-                pos = _skip_ws(code, ctor.end(), item_end)
-                if pos >= item_end:
-                    continue
+                # `ofRepr ::` names the constructor; the fields follow, possibly indented deeper.
+                self.emit_member(parent, "constructor", ctor.group(1), "", span=(item_start, ctor.end()),
+                                 modifiers=mods)
+                rest = _skip_ws(code, ctor.end(), item_end)
+                if rest < item_end:
+                    items[:0] = self.block_items(rest, item_end)
+                continue
             if code[pos] in "({[⦃":
                 # Binder-style fields: `(x y : α)`, `{n : ℕ}`, `[inst : Foo α]`.
                 while pos < item_end and code[pos] in "({[⦃":
@@ -884,24 +890,24 @@ class _FileParser:
         code = self.code
         stop = end
         # The block ends at a `deriving` clause at bracket level 0.
-        for m in re.finditer(rf"{_W}deriving{_E}", code[body:end]):
-            stop = body + m.start()
-            break
+        deriving = re.compile(rf"{_W}deriving{_E}").search(code, body, end)
+        if deriving:
+            stop = deriving.start()
         items: list[int] = []
         indent = -1
         depth = 0
         pos = body
-        first_line = True
         while pos < stop:
             nl = code.find("\n", pos, stop)
             line_end = stop if nl < 0 else nl
             segment = code[pos:line_end]
             content = segment.lstrip()
             if content:
-                col = len(segment) - len(content)
-                here = pos + col
-                if first_line and pos == body:
-                    # Text on the `where` line itself (`where mk ::` or a one-line structure).
+                here = pos + len(segment) - len(content)
+                line_start = code.rfind("\n", 0, here) + 1
+                col = here - line_start
+                if code[line_start:here].strip():
+                    # Text after `where` on its own line (`where mk ::`): an item, no indent yet.
                     items.append(here)
                 elif depth == 0 and (indent < 0 or col == indent):
                     indent = col if indent < 0 else indent
@@ -911,7 +917,6 @@ class _FileParser:
                     break
                 for b in _BRACKETS.finditer(segment):
                     depth = depth + 1 if b.group() in _OPEN else max(0, depth - 1)
-            first_line = False
             pos = line_end + 1
         return [(s, (items[i + 1] if i + 1 < len(items) else stop)) for i, s in enumerate(items)]
 

@@ -151,12 +151,13 @@ _CORE = frozenset({
 })
 
 _TOKEN = re.compile(
-    r"ℝ≥0∞|ℝ≥0|ℚ≥0|ℕ∞|⊕'|×'|ᵐᵒᵖ|ᵃᵒᵖ|ᵒᵈ|ᵒᵖ|[ℕℤℚℝℂℍ×⊕<≤>≥=≠∣⟶≅≃∈ˣ𝓝𝓞⥤≌⧸↪]"
+    r"ℝ≥0∞|ℝ≥0|ℚ≥0|ℕ∞|⊕'|×'|ᵐᵒᵖ|ᵃᵒᵖ|ᵒᵈ|ᵒᵖ|[ℕℤℚℝℂℍ×⊕<≤>≥=≠∣⟶≅≃∈ˣ𝓝𝓞⥤≌⧸↪→∀Π]"
     r"|(?:«[^»]*»|[^\W\d][\w'!?₀-₉]*)(?:\.(?:«[^»]*»|[^\W\d][\w'!?₀-₉]*))*(?:\.\{[^}]*\})?"
     r"|\(\s*[^\W\d][\w']*\s*:=[^()]*\)"  # a named argument `(α := α)`: skipped below
     r"|\d+"
 )
-_KEYWORDS = frozenset({"fun", "λ", "forall", "∀", "∃", "by", "with", "at", "if", "then", "else"})
+_KEYWORDS = frozenset({"fun", "λ", "∃", "by", "with", "at", "if", "then", "else"})
+_FORALL = "Forall"  # a pi type (`∀ i, M i`, `ι → M`): Lean writes "Forall", never deduplicated
 
 
 # Bundled-morphism notation heading a parent structure (`extends A ≃+* B`): the parent's head
@@ -208,6 +209,9 @@ def _bound_names(binder_text: str) -> set[str]:
     names: set[str] = set()
     for group in re.finditer(r"[({⦃\[]([^:(){}\[\]⦃⦄]*?):", binder_text):
         names.update(group.group(1).split())
+    # Binders without a type: `{M}`, `(R)`, `⦃x y⦄`.
+    for group in re.finditer(r"[({⦃]([^:(){}\[\]⦃⦄=]*)[)}⦄]", binder_text):
+        names.update(group.group(1).split())
     return names
 
 
@@ -220,6 +224,9 @@ def _constants(type_text: str, bound: set[str]) -> list[str]:
         if tok.startswith("(") or tok.isdigit() or tok in _KEYWORDS:
             continue
         tok = re.sub(r"\.\{[^}]*\}$", "", tok)  # universe arguments `Foo.{u}`
+        if tok in ("→", "∀", "Π", "forall"):
+            out.append(_FORALL)
+            continue
         if tok in _NOTATION:
             out.append(_NOTATION[tok])
             continue
@@ -313,8 +320,10 @@ def instance_name(
     """
     groups = _split_binders(binders)
     bound: set[str] = _bound_names(binders)
+    _variable_names: set[str] = set()
     for group in variables:
-        bound |= _bound_names(group)
+        _variable_names |= _bound_names(group)
+    bound |= _variable_names
     # Every prefix of the namespace counts as already mentioned (when it names a constant).
     seen: set[str] = set()
     for i in range(len(namespace)):
@@ -325,6 +334,9 @@ def instance_name(
     def render(text: str) -> str:
         out = []
         for const in _constants(text, bound):
+            if const == _FORALL:
+                out.append(const)
+                continue
             if const in seen or _piece(const) in seen:
                 continue
             seen.add(const)
@@ -343,9 +355,20 @@ def instance_name(
         dependent = bool(names) and any(
             re.search(rf"(?<![\w.']){re.escape(n)}(?![\w'])", later) for n in names.split()
         )
+        if not dependent and _opener == "[" and not names:
+            # An instance argument that a later instance argument on the same variables needs
+            # (`[Add M] [TwoUniqueSums M]`: `TwoUniqueSums M` is `@TwoUniqueSums M inst`) is
+            # a dependency in Lean's eyes and not named. Without types we guess: a later
+            # instance binder over the same variables depends on it.
+            own = set(re.findall(r"(?<![\w.'])[^\W\d][\w'₀-₉]*", typ)) & (bound | _variable_names)
+            dependent = bool(own) and any(
+                g[0] == "[" and own <= set(re.findall(r"(?<![\w.'])[^\W\d][\w'₀-₉]*", g[2]))
+                for g in groups[idx + 1 :]
+            )
         if dependent or not typ:
             continue
-        text = render(typ)
+        # `[∀ i, AddCommGroup (M i)]`: Lean leaves out a leading forall over a variable.
+        text = render(re.sub(r"^(?:∀|Π)[^,]*,\s*", "", typ))
         if text:
             ofs.append("Of" + text)
     name = "inst" + body + "".join(reversed(ofs))
