@@ -85,3 +85,12 @@ mutual
 end
 
 theorem after_mutual : True := trivial
+
+omit [Group α] in
+theorem after_omit : True := trivial
+
+include α in
+theorem after_include : True := trivial
+
+syntax "fake_syntax" : term
+elab "fake_elab" : term => return Lean.mkConst ``True
