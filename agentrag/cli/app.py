@@ -9,6 +9,7 @@ import typer
 
 from agentrag import __version__
 from agentrag.cli import ask as ask_cli
+from agentrag.cli import doctor as doctor_cli
 from agentrag.cli import graph as graph_cli
 from agentrag.cli import models as models_cli
 from agentrag.cli._common import setup_logging, state
@@ -55,6 +56,7 @@ app.add_typer(models_cli.app, name="models")
 app.add_typer(graph_cli.app, name="graph")
 app.command("ask")(ask_cli.ask)
 app.command("chat")(ask_cli.chat)
+app.command("doctor")(doctor_cli.doctor)
 
 
 def main() -> None:
