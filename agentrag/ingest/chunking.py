@@ -71,9 +71,13 @@ def doc_id(source: str) -> str:
     return _hash("doc", source)
 
 
-def chunk_id(source: str, start: int, text: str) -> str:
-    """Id of a chunk: a hash of source, offset and text (re-ingesting the same text is a no-op)."""
-    return _hash("chunk", source, str(start), text)
+def chunk_id(source: str, start: int, text: str, title: str = "", metadata: str = "") -> str:
+    """Id of a chunk: a hash of everything stored with it (source, offset, text, title, metadata).
+
+    Re-ingesting the same content yields the same ids (a no-op); any change yields new ones, so
+    an id always names exactly one stored record.
+    """
+    return _hash("chunk", source, str(start), text, title, metadata)
 
 
 def content_hash(document: Document, fingerprint: str) -> str:
@@ -187,7 +191,9 @@ class TokenChunker:
             document: The loaded document.
             reserve_tokens: Tokens to leave free in each window (for a title embedded with it).
         """
-        spans = self.split(document.text, chunk_tokens=max(16, self.chunk_tokens - reserve_tokens))
+        # A title may take at most half the window: the chunk text is what is being indexed.
+        size = self.chunk_tokens - min(reserve_tokens, self.chunk_tokens // 2)
+        spans = self.split(document.text, chunk_tokens=size)
         did = doc_id(document.source)
         chunks: list[Chunk] = []
         for seq, (start, end) in enumerate(spans):
@@ -196,9 +202,10 @@ class TokenChunker:
             if document.page_starts:
                 metadata["page"] = bisect.bisect_right(document.page_starts, start)
             metadata["seq"] = seq
+            meta_key = json.dumps(metadata, sort_keys=True, ensure_ascii=False)
             chunks.append(
                 Chunk(
-                    id=chunk_id(document.source, start, text),
+                    id=chunk_id(document.source, start, text, document.title, meta_key),
                     text=text,
                     source=document.source,
                     title=document.title,

@@ -32,6 +32,7 @@ __all__ = [
     "TEXT_SUFFIXES",
     "Document",
     "Skipped",
+    "expand_paths",
     "html_to_text",
     "iter_files",
     "load_file",
@@ -241,6 +242,7 @@ _BLOCK_TAGS = frozenset(
         "ul",
     }
 )
+_PRE_NL = "\ue000"  # a private-use character stands for a newline inside <pre>
 _SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "head", "svg", "iframe"})
 
 
@@ -292,7 +294,8 @@ class _TextExtractor(HTMLParser):
         if self._in_h1:
             self.h1_parts.append(data)
         # Outside <pre>, runs of whitespace are one space in a browser; keep that reading.
-        self.parts.append(data if self._pre else re.sub(r"\s+", " ", data))
+        # Inside, newlines are shielded from the line clean-up in html_to_text.
+        self.parts.append(data.replace("\n", _PRE_NL) if self._pre else re.sub(r"\s+", " ", data))
 
 
 def html_to_text(html: str) -> tuple[str, str]:
@@ -305,7 +308,7 @@ def html_to_text(html: str) -> tuple[str, str]:
     parser.close()
     raw = "".join(parser.parts)
     lines = [line.strip() for line in raw.split("\n")]
-    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip().replace(_PRE_NL, "\n")
     title = " ".join("".join(parser.title_parts).split()) or " ".join("".join(parser.h1_parts).split())
     return text, title
 
@@ -440,6 +443,35 @@ def load_file(path: Path, *, source: str | None = None) -> Iterator[Document | S
     yield Document(source=display, text=text, title=title)
 
 
+def expand_paths(
+    paths: Iterable[str | Path],
+    *,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+) -> Iterator[Path | Skipped]:
+    """The files :func:`load_paths` would load, and a :class:`Skipped` for each it would not.
+
+    A directory is walked (``include``/``exclude`` globs relative to it); a file named directly
+    is always taken.
+    """
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if path.is_dir():
+            for file, _rel in iter_files(path, include=include, exclude=exclude):
+                if not include and file.suffix.lower() not in TEXT_SUFFIXES:
+                    yield Skipped(
+                        source=file.resolve().as_posix(),
+                        reason=f"no loader for '{file.suffix or file.name}' files "
+                        "(name it in --include to read it as text)",
+                    )
+                    continue
+                yield file
+        elif path.exists():
+            yield path
+        else:
+            yield Skipped(source=path.resolve().as_posix(), reason="no such file or directory")
+
+
 def load_paths(
     paths: Iterable[str | Path],
     *,
@@ -457,19 +489,8 @@ def load_paths(
     Yields:
         A :class:`Document` per loaded document, a :class:`Skipped` per file or row not loaded.
     """
-    for raw in paths:
-        path = Path(raw).expanduser()
-        if path.is_dir():
-            for file, _rel in iter_files(path, include=include, exclude=exclude):
-                if not include and file.suffix.lower() not in TEXT_SUFFIXES:
-                    yield Skipped(
-                        source=file.resolve().as_posix(),
-                        reason=f"no loader for '{file.suffix or file.name}' files "
-                        "(name it in --include to read it as text)",
-                    )
-                    continue
-                yield from load_file(file)
-        elif path.exists():
-            yield from load_file(path)
+    for item in expand_paths(paths, include=include, exclude=exclude):
+        if isinstance(item, Skipped):
+            yield item
         else:
-            yield Skipped(source=str(path), reason="no such file or directory")
+            yield from load_file(item)
