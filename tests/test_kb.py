@@ -25,7 +25,7 @@ TEXTS = {
     "cats.md": "# Cats\n\nCats purr when they are happy. A cat sleeps most of the day.",
     "dogs.txt": "Dogs bark at strangers. A loyal dog guards the house at night.",
     "sub/cells.txt": "The mitochondria produce ATP. Cells divide by mitosis.",
-    "sub/space.html": "<html><head><title>Space</title></head><body><p>Rockets reach orbit.</p></body></html>",
+    "sub/space.html": "<html><head><title>Space</title></head><body><p>Rockets reach orbit.</p></body>",
 }
 
 
