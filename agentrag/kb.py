@@ -67,7 +67,6 @@ log = logging.getLogger(__name__)
 
 SearchMode = Literal["hybrid", "bm25", "dense"]
 MANIFEST = "manifest.sqlite"
-_WRITE_STEP = 512  # vectors per store call inside a batch (crash points sit between calls)
 
 
 class IngestReport(BaseModel):
@@ -257,6 +256,8 @@ class KnowledgeBase:
         self._bm25_lock = threading.Lock()
         self._chunker: TokenChunker | None = None
         self._closed = False
+        self.write_step = 512
+        """Vectors per store call inside a batch (crash points sit between calls)."""
         self._seen: set[str] = set()
         self._protected: set[str] = set()
         self.recovered = 0
@@ -486,8 +487,8 @@ class KnowledgeBase:
         missing = [c.id for c in to_add if c.id not in vectors]
         if missing:  # a chunk the manifest gained since embedding: cannot happen under the lock
             raise IngestError(f"{len(missing)} chunk(s) reached the store without vectors")
-        for start in range(0, len(to_add), _WRITE_STEP):
-            part = to_add[start : start + _WRITE_STEP]
+        for start in range(0, len(to_add), self.write_step):
+            part = to_add[start : start + self.write_step]
             self.store.upsert(_records(part, np.stack([vectors[c.id] for c in part])))
             crashpoint("store-upsert")
         if to_delete:

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from agentrag import __version__
+from agentrag.cli import kb as kb_cli
 from agentrag.cli import models as models_cli
 from agentrag.cli._common import setup_logging, state
 
@@ -50,6 +51,8 @@ def main_callback(
 
 
 app.add_typer(models_cli.app, name="models")
+app.command("ingest")(kb_cli.ingest)
+app.add_typer(kb_cli.app, name="kb")
 
 
 def main() -> None:
