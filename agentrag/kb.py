@@ -32,6 +32,7 @@ import os
 import shutil
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -67,6 +68,7 @@ log = logging.getLogger(__name__)
 
 SearchMode = Literal["hybrid", "bm25", "dense"]
 MANIFEST = "manifest.sqlite"
+_MASK_CACHE = 32
 
 
 class IngestReport(BaseModel):
@@ -254,6 +256,8 @@ class KnowledgeBase:
         self._write_mutex = threading.Lock()
         self._bm25: BM25Index | None = None
         self._bm25_lock = threading.Lock()
+        self._masks: OrderedDict[tuple[str, int, int], NDArray[np.float32]] = OrderedDict()
+        self._mask_lock = threading.Lock()
         self._chunker: TokenChunker | None = None
         self._closed = False
         self.write_step = 512
@@ -472,8 +476,12 @@ class KnowledgeBase:
         todo = [c for plan in batch for c in plan.chunks if c.id not in existing]
         if not todo:
             return {}
-        vectors = self.embedder.embed_documents([self._embed_text(c) for c in todo])
-        return {c.id: vectors[i] for i, c in enumerate(todo)}
+        # Longest first, so each forward pass pads to similar lengths (the embedder cuts the
+        # list into model batches in this order).
+        texts = [self._embed_text(c) for c in todo]
+        order = sorted(range(len(todo)), key=lambda i: -len(texts[i]))
+        vectors = self.embedder.embed_documents([texts[i] for i in order])
+        return {todo[i].id: vectors[j] for j, i in enumerate(order)}
 
     def _write_batch(self, batch: list[_Planned], vectors: dict[str, NDArray[np.float32]]) -> tuple[int, int]:
         if self.manifest.get_meta("embedder") is None:
@@ -796,10 +804,26 @@ class KnowledgeBase:
         index = self._bm25
         if index is None or index.size == 0:
             return []
-        mask = index.mask_for(self.manifest.live_rowids(flt)) if flt is not None else None
+        mask = self._mask(index, flt) if flt is not None else None
         hits = index.search(query, depth, mask=mask)
         ids = self.manifest.live_ids_by_rowids([r for r, _ in hits])
         return [(ids[r], s) for r, s in hits if r in ids]
+
+    def _mask(self, index: BM25Index, flt: Filter) -> NDArray[np.float32]:
+        # Evaluating a filter scans the manifest's JSON metadata (about a second per million
+        # chunks); agents repeat the same few filters, so masks are kept per index version.
+        key = (flt.model_dump_json(), index.version, id(index))
+        with self._mask_lock:
+            mask = self._masks.get(key)
+            if mask is not None:
+                self._masks.move_to_end(key)
+                return mask
+        mask = index.mask_for(self.manifest.live_rowids(flt))
+        with self._mask_lock:
+            self._masks[key] = mask
+            while len(self._masks) > _MASK_CACHE:
+                self._masks.popitem(last=False)
+        return mask
 
     def _dense_hits(
         self, vector: NDArray[np.float32], depth: int, flt: Filter | None

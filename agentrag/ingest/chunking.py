@@ -134,6 +134,8 @@ class TokenChunker:
         if n == 0:
             return []
         size = max(1, chunk_tokens or self.chunk_tokens)
+        if n <= size:
+            return [(spans[0][0], spans[-1][1])]  # fits whole: no boundaries to look for
         overlap = min(self.overlap_tokens, size // 2)
         starts = sentence_starts(text) if self.respect_sentences else set()
 
