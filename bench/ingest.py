@@ -49,7 +49,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args()
-    data = next(p / "shared" / "data" / "scifact" for p in ROOT.parents if (p / "shared" / "data" / "scifact").is_dir())
+    data = next(
+        p / "shared" / "data" / "scifact"
+        for p in ROOT.parents
+        if (p / "shared" / "data" / "scifact").is_dir()
+    )
     work = Path(tempfile.mkdtemp(prefix="agentrag-ingest-bench-"))
     try:
         corpus = work / "corpus.jsonl"
@@ -64,7 +68,9 @@ def main() -> None:
 
         def raw(texts: list[str]) -> float:
             t0 = time.perf_counter()
-            model.encode(texts, batch_size=args.batch_size, normalize_embeddings=True, show_progress_bar=False)
+            model.encode(
+                texts, batch_size=args.batch_size, normalize_embeddings=True, show_progress_bar=False
+            )
             return time.perf_counter() - t0
 
         # Learn the texts from a dry chunking pass (no embedding): same chunker as the KB.
@@ -85,7 +91,10 @@ def main() -> None:
         assert sorted(emb.seen) == sorted(texts), "the pipeline embedded other texts than the baseline"
         raw_after = raw(texts)
         base = (raw_before + raw_after) / 2
-        print(f"raw SentenceTransformer.encode: {raw_before:.1f}s before, {raw_after:.1f}s after (mean {base:.1f}s)")
+        print(
+            f"raw SentenceTransformer.encode: {raw_before:.1f}s before, {raw_after:.1f}s after "
+            f"(mean {base:.1f}s)"
+        )
         print(
             f"KnowledgeBase.ingest: {pipeline:.1f}s ({report.chunks_added} chunks, "
             f"{report.chunks_added / pipeline:.1f} chunks/s; embedding {report.embed_seconds:.1f}s, "
@@ -93,7 +102,17 @@ def main() -> None:
         )
         ratio = pipeline / base
         print(f"pipeline / raw encode = {ratio:.3f}  (overhead {100 * (ratio - 1):+.1f} %; target < +10 %)")
-        print(json.dumps({"docs": args.docs, "chunks": len(texts), "raw_s": [raw_before, raw_after], "pipeline_s": pipeline, "ratio": ratio}))
+        print(
+            json.dumps(
+                {
+                    "docs": args.docs,
+                    "chunks": len(texts),
+                    "raw_s": [raw_before, raw_after],
+                    "pipeline_s": pipeline,
+                    "ratio": ratio,
+                }
+            )
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

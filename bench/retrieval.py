@@ -133,7 +133,11 @@ def main() -> None:
     settings = Settings.load(
         config=None,
         data_dir=data_dir,
-        kb={"store": {"backend": args.backend, "batch_size": 5000}, "embed_batch": 5000, "embed_title": False},
+        kb={
+            "store": {"backend": args.backend, "batch_size": 5000},
+            "embed_batch": 5000,
+            "embed_title": False,
+        },
     )
     from agentrag.stores import open_store
 
@@ -149,7 +153,8 @@ def main() -> None:
     other = took - store.write_seconds - report.index_seconds - report.embed_seconds
     print(
         f"ingest: {report.chunks_added:,} chunks in {took:.1f}s = {report.chunks_added / took:,.0f} chunks/s "
-        f"(store writes {store.write_seconds:.1f}s = {report.chunks_added / max(store.write_seconds, 1e-9):,.0f}/s; "
+        f"(store writes {store.write_seconds:.1f}s = "
+        f"{report.chunks_added / max(store.write_seconds, 1e-9):,.0f}/s; "
         f"BM25 rebuild {report.index_seconds:.1f}s; lookup 'embedding' {report.embed_seconds:.1f}s; "
         f"chunking + manifest + bookkeeping {other:.1f}s)"
     )
@@ -192,14 +197,20 @@ def main() -> None:
     loop = asyncio.new_event_loop()
     loop.run_until_complete(hybrid(0))
     t_hybrid = timed(lambda i: loop.run_until_complete(hybrid(i)))
-    filt = timed(
-        lambda i: loop.run_until_complete(
-            _filtered(kb, queries[i], qvecs[i])
-        )
-    ) if args.queries else []
+    filt = (
+        timed(lambda i: loop.run_until_complete(_filtered(kb, queries[i], qvecs[i]))) if args.queries else []
+    )
     loop.close()
-    for name, xs in (("bm25s alone", t_bm25), (f"{args.backend} alone", t_store), ("hybrid (KB)", t_hybrid), ("hybrid + filter bucket=3", filt)):
-        print(f"{name:28s} p50 {pct(xs, 0.5):8.1f} ms   p95 {pct(xs, 0.95):8.1f} ms   mean {statistics.mean(xs) * 1000:8.1f} ms")
+    for name, xs in (
+        ("bm25s alone", t_bm25),
+        (f"{args.backend} alone", t_store),
+        ("hybrid (KB)", t_hybrid),
+        ("hybrid + filter bucket=3", filt),
+    ):
+        print(
+            f"{name:28s} p50 {pct(xs, 0.5):8.1f} ms   p95 {pct(xs, 0.95):8.1f} ms   "
+            f"mean {statistics.mean(xs) * 1000:8.1f} ms"
+        )
     b, s, h = statistics.median(t_bm25), statistics.median(t_store), statistics.median(t_hybrid)
     print(
         f"fusion overhead (p50): hybrid / (bm25 + store) = {h / (b + s):.2f}x; "

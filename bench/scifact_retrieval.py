@@ -114,7 +114,22 @@ async def collect(kb: KnowledgeBase, queries: dict[str, str]):
     return bm25, dense, chunk_doc
 
 
+def doc_lists(lists: dict[str, list[tuple[str, float]]], chunk_doc: dict[str, str]) -> dict:
+    """Each side's chunk list collapsed to documents (best chunk), for fusion per document."""
+    out = {}
+    for qid, hits in lists.items():
+        best = to_docs(dict(hits), chunk_doc)
+        out[qid] = sorted(best.items(), key=lambda kv: -kv[1])
+    return out
+
+
 def fuse_all(bm25, dense, chunk_doc, method: str, **kw) -> dict[str, dict[str, float]]:
+    if kw.pop("per_doc", False):
+        bm25, dense = doc_lists(bm25, chunk_doc), doc_lists(dense, chunk_doc)
+        chunk_doc = {
+            **{d: d for lst in bm25.values() for d, _ in lst},
+            **{d: d for lst in dense.values() for d, _ in lst},
+        }
     run = {}
     for qid in bm25:
         if method == "bm25":
@@ -198,6 +213,10 @@ def main() -> None:
             ),
             f"convex tmm α={best['tmm']} (tuned on A)": fuse_all(
                 bm25, dense, chunk_doc, "convex", alpha=best["tmm"], norm="tmm"
+            ),
+            "rrf per document (k=60)": fuse_all(bm25, dense, chunk_doc, "rrf", w_dense=1.0, per_doc=True),
+            f"convex tmm α={best['tmm']} per document": fuse_all(
+                bm25, dense, chunk_doc, "convex", alpha=best["tmm"], norm="tmm", per_doc=True
             ),
         }
         print(

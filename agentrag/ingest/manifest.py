@@ -263,41 +263,53 @@ class Manifest:
         to_delete: list[str] = []
         now = time.time()
         with self._tx() as conn:
+            existing: dict[str, set[str]] = {}
+            dids = [d[0] for d in docs]
+            for start in range(0, len(dids), 500):
+                part = dids[start : start + 500]
+                marks = ",".join("?" * len(part))
+                for did, cid in conn.execute(
+                    f"SELECT doc_id, id FROM chunks WHERE doc_id IN ({marks})", part
+                ):
+                    existing.setdefault(str(did), set()).add(str(cid))
+            rows = []
+            doc_rows = []
             for did, source, chash, chars, chunks in docs:
-                existing = {str(r[0]) for r in conn.execute("SELECT id FROM chunks WHERE doc_id = ?", [did])}
+                had = existing.get(did, set())
                 new_ids = {c.id for c in chunks}
-                gone = sorted(existing - new_ids)
-                fresh = [c for c in chunks if c.id not in existing]
-                if gone:
-                    conn.executemany("UPDATE chunks SET state = 'deleting' WHERE id = ?", [[i] for i in gone])
-                conn.executemany(
-                    'INSERT INTO chunks (id, doc_id, text, start, "end", metadata, state) '
-                    "VALUES (?, ?, ?, ?, ?, ?, 'adding')",
-                    [
-                        [c.id, did, c.text, c.start, c.end, json.dumps(store_metadata(c), ensure_ascii=False)]
-                        for c in fresh
-                    ],
-                )
-                title = chunks[0].title if chunks else ""
-                conn.execute(
-                    "INSERT INTO documents (doc_id, source, title, content_hash, n_chunks, chars, state, "
-                    "updated_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?) ON CONFLICT (doc_id) DO UPDATE "
-                    "SET title = excluded.title, content_hash = excluded.content_hash, "
-                    "n_chunks = excluded.n_chunks, chars = excluded.chars, state = 'pending', "
-                    "updated_at = excluded.updated_at",
-                    [did, source, title, chash, len(chunks), chars, now],
-                )
+                to_delete += sorted(had - new_ids)
+                fresh = [c for c in chunks if c.id not in had]
+                rows += [
+                    [c.id, did, c.text, c.start, c.end, json.dumps(store_metadata(c), ensure_ascii=False)]
+                    for c in fresh
+                ]
                 to_add += fresh
-                to_delete += gone
+                doc_rows.append(
+                    [did, source, chunks[0].title if chunks else "", chash, len(chunks), chars, now]
+                )
+            conn.executemany("UPDATE chunks SET state = 'deleting' WHERE id = ?", [[i] for i in to_delete])
+            conn.executemany(
+                'INSERT INTO chunks (id, doc_id, text, start, "end", metadata, state) '
+                "VALUES (?, ?, ?, ?, ?, ?, 'adding')",
+                rows,
+            )
+            conn.executemany(
+                "INSERT INTO documents (doc_id, source, title, content_hash, n_chunks, chars, state, "
+                "updated_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?) ON CONFLICT (doc_id) DO UPDATE "
+                "SET title = excluded.title, content_hash = excluded.content_hash, "
+                "n_chunks = excluded.n_chunks, chars = excluded.chars, state = 'pending', "
+                "updated_at = excluded.updated_at",
+                doc_rows,
+            )
         return to_add, to_delete
 
     def commit(self, doc_ids: Sequence[str]) -> None:
         """Phase 3: the store has the batch; make it live."""
+        params = [[d] for d in doc_ids]
         with self._tx() as conn:
-            for did in doc_ids:
-                conn.execute("UPDATE chunks SET state = 'live' WHERE doc_id = ? AND state = 'adding'", [did])
-                conn.execute("DELETE FROM chunks WHERE doc_id = ? AND state = 'deleting'", [did])
-                conn.execute("UPDATE documents SET state = 'committed' WHERE doc_id = ?", [did])
+            conn.executemany("UPDATE chunks SET state = 'live' WHERE doc_id = ? AND state = 'adding'", params)
+            conn.executemany("DELETE FROM chunks WHERE doc_id = ? AND state = 'deleting'", params)
+            conn.executemany("UPDATE documents SET state = 'committed' WHERE doc_id = ?", params)
             conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'version'")
 
     def prepare_delete(self, doc_ids: Sequence[str]) -> list[str]:
