@@ -188,7 +188,8 @@ def test_kills_at_random_moments(reference, corpora, corpus_path, embedder, tmp_
     for _ in range(3):
         rc, _ = run_driver(data, corpus_path, kill_after=rng.uniform(0.4, 0.95) * full)
         killed += rc == -signal.SIGKILL
-    assert killed >= 2, "the runs were too fast to be killed"
+    # A later run has less left to do and may finish before its kill; the first cannot.
+    assert killed >= 1, "the runs were too fast to be killed"
     rc, _ = run_driver(data, corpus_path)
     assert rc == 0
     assert_complete(data, embedder, ref1)
