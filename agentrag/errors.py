@@ -23,6 +23,8 @@ __all__ = [
     "EmbeddingError",
     "GraphSpecError",
     "IngestError",
+    "KBBusyError",
+    "KBNotFoundError",
     "LLMBadRequestError",
     "LLMConnectionError",
     "LLMError",
@@ -169,6 +171,23 @@ class StoreError(AgentragError):
     """A vector store or lexical index failed."""
 
     code = "store.error"
+
+
+class KBNotFoundError(StoreError):
+    """A knowledge base that was asked for does not exist."""
+
+    code = "kb.not_found"
+    default_hint = (
+        "`agentrag kb list` shows the knowledge bases; `agentrag ingest PATH --kb NAME` creates one"
+    )
+
+
+class KBBusyError(StoreError):
+    """Another process is writing to the knowledge base."""
+
+    code = "kb.busy"
+    retryable = True
+    default_hint = "wait for the other ingest to finish (one writer per knowledge base at a time)"
 
 
 class IngestError(AgentragError):

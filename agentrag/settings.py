@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -50,11 +51,16 @@ from pydantic_settings import (
 from agentrag.errors import ConfigError
 
 __all__ = [
+    "BM25Settings",
     "Budgets",
+    "ChunkingSettings",
     "EmbedderSettings",
+    "KBSettings",
     "LLMEndpoint",
+    "RetrievalSettings",
     "ServerSettings",
     "Settings",
+    "StoreSettings",
     "default_home",
 ]
 
@@ -228,6 +234,139 @@ class Budgets(_Frozen):
     """Wall-clock seconds for one run."""
 
 
+class StoreSettings(_Frozen):
+    """Where a knowledge base keeps its vectors (the ``[kb.store]`` table)."""
+
+    backend: Literal["chroma", "chroma-http", "memory", "qdrant"] = "chroma"
+    """``chroma``: embedded, persistent under the KB's folder (default). ``chroma-http``: a
+    ``chroma run`` server at ``url``. ``memory``: exact numpy search, saved under the KB's
+    folder. ``qdrant``: local mode under the KB's folder, or a Qdrant server when ``url`` is set."""
+
+    url: str | None = None
+    """Server URL for ``chroma-http`` (e.g. ``http://127.0.0.1:8000``) and server-mode ``qdrant``
+    (e.g. ``http://127.0.0.1:6333``)."""
+
+    api_key: SecretStr | None = None
+    """Qdrant server API key, if it wants one."""
+
+    collection_prefix: str = "agentrag_"
+    """Collection name = prefix + KB name (lets several projects share one server)."""
+
+    batch_size: int = Field(default=512, ge=1)
+    """Vectors per write call to the store."""
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"url {value!r} must start with http:// or https://")
+        return value.rstrip("/") if value else value
+
+
+class ChunkingSettings(_Frozen):
+    """How documents are cut into chunks (in tokens of the embedding model's tokenizer)."""
+
+    chunk_tokens: int | None = Field(default=None, ge=16)
+    """Tokens per chunk. Empty: the embedder's ``max_tokens`` (254 for MiniLM), so no chunk is
+    truncated when embedded. A larger value is clamped to ``max_tokens``."""
+
+    overlap_tokens: int = Field(default=32, ge=0)
+    """Tokens shared by consecutive chunks (context across a cut)."""
+
+    respect_sentences: bool = True
+    """End chunks at a sentence boundary when one lies in the last half of the window."""
+
+
+class KBSettings(_Frozen):
+    """Knowledge bases: the default name, the vector store, chunking and ingestion (``[kb]``)."""
+
+    default_name: str = "default"
+    """KB used when a command or call names none."""
+
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    """The vector store backend."""
+
+    chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
+    """How documents are chunked."""
+
+    include: list[str] = Field(default_factory=list)
+    """Glob patterns (relative to a directory given to ingest) a file must match. Empty: all
+    files a loader understands."""
+
+    exclude: list[str] = Field(default_factory=lambda: [".*", "__pycache__", "node_modules"])
+    """Glob patterns of files or folders to leave out. A pattern without ``/`` matches any name
+    on the path, as in ``.gitignore`` (hidden files and folders are left out by default)."""
+
+    embed_title: bool = True
+    """Embed ``title + "\\n" + chunk`` rather than the chunk alone (titles carry topic words)."""
+
+    embed_batch: int = Field(default=256, ge=1)
+    """Chunks embedded and written per step of an ingest (one crash-safe unit of work)."""
+
+    @field_validator("default_name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _check_kb_name(value)
+
+
+class BM25Settings(_Frozen):
+    """The lexical (bm25s) side of retrieval. Changing these rebuilds the index on next open."""
+
+    k1: float = Field(default=1.5, gt=0)
+    """Term-frequency saturation (bm25s default)."""
+
+    b: float = Field(default=0.75, ge=0, le=1)
+    """Length normalisation (bm25s default)."""
+
+    method: Literal["lucene", "robertson", "atire", "bm25l", "bm25+"] = "lucene"
+    """BM25 variant (bm25s ``method``)."""
+
+    stopwords: str | None = "en"
+    """Stopword list for bm25s (``"en"`` and the other languages bm25s knows). Empty: keep all."""
+
+    stemmer: str | None = "english"
+    """PyStemmer language (the ``stem`` extra). Empty: no stemming. Missing PyStemmer falls back
+    to no stemming with a warning."""
+
+    include_title: bool = True
+    """Index ``title + chunk``: a chunk of a long document still matches its title's words."""
+
+
+class RetrievalSettings(_Frozen):
+    """Search defaults: mode, depth and fusion (``[retrieval]``)."""
+
+    k: int = Field(default=10, ge=1)
+    """Passages returned."""
+
+    mode: Literal["hybrid", "bm25", "dense"] = "hybrid"
+    """Default search mode."""
+
+    fusion: Literal["rrf", "convex"] = "convex"
+    """Hybrid fusion: weighted reciprocal rank fusion, or a convex combination of normalised
+    scores (Bruch et al. 2023)."""
+
+    candidates: int = Field(default=100, ge=1)
+    """Hits taken from each side before fusion."""
+
+    rrf_k: float = Field(default=60.0, gt=0)
+    """RRF constant: score = Σ w / (rrf_k + rank)."""
+
+    rrf_weights: tuple[float, float] = (1.0, 1.0)
+    """RRF weights for (bm25, dense)."""
+
+    alpha: float = Field(default=0.8, ge=0, le=1)
+    """Convex combination weight of the dense side: f = α·dense + (1-α)·bm25. 0.8 with ``tmm``
+    was tuned on half of SciFact's train queries for MiniLM (bench/scifact_retrieval.py); with
+    ``minmax`` about 0.5 is best. Tune it for another embedder or corpus."""
+
+    normalization: Literal["minmax", "tmm"] = "tmm"
+    """Per-query score normalisation for the convex combination: min-max, or theoretical
+    min-max (lower bound 0 for BM25, -1 for cosine)."""
+
+    bm25: BM25Settings = Field(default_factory=BM25Settings)
+    """The lexical index."""
+
+
 class Settings(BaseSettings):
     """Everything configurable, in one validated object. Build it with :meth:`load`."""
 
@@ -256,6 +395,12 @@ class Settings(BaseSettings):
 
     budgets: Budgets = Field(default_factory=Budgets)
     """Default run budgets."""
+
+    kb: KBSettings = Field(default_factory=KBSettings)
+    """Knowledge bases: vector store, chunking, ingestion."""
+
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    """Search defaults and fusion."""
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
     """Logging level for the ``agentrag`` logger."""
@@ -334,7 +479,15 @@ class Settings(BaseSettings):
             _ACTIVE_CONFIG.pop("path", None)
 
     def kb_dir(self, name: str) -> Path:
-        """Directory of the knowledge base ``name`` under the data directory."""
+        """Directory of the knowledge base ``name`` under the data directory.
+
+        Raises:
+            ConfigError: ``name`` is not a valid KB name (letters, digits, ``-``, ``_``, ``.``).
+        """
+        try:
+            _check_kb_name(name)
+        except ValueError as exc:
+            raise ConfigError(str(exc), hint="use letters, digits, '-', '_' or '.'") from None
         return self.data_dir / "kb" / name
 
     def cache_dir(self) -> Path:
@@ -345,6 +498,17 @@ class Settings(BaseSettings):
 # pydantic-settings builds sources from class-level config; the file chosen at load time is
 # passed through this module-level slot (set and cleared inside `load`).
 _ACTIVE_CONFIG: dict[str, Path | None] = {}
+
+
+_KB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+def _check_kb_name(name: str) -> str:
+    # Names become folder and collection names: keep them portable (Chroma wants 3-63 chars
+    # of this alphabet; the prefix makes up the length).
+    if not _KB_NAME.match(name):
+        raise ValueError(f"knowledge base name {name!r} must be 1-63 letters, digits, '-', '_' or '.'")
+    return name
 
 
 def _resolve_config(config: Path | str | None) -> Path | None:

@@ -21,7 +21,20 @@ from tests.support.fakes import FakeLLM, FakeRetriever, passage
 _offline.apply()
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def _find_shared_data() -> Path:
+    # CI clones the repo with shared/ beside it; a git worktree sits deeper (…/wt/NAME), so
+    # look up the tree. AGENTRAG_SHARED_DATA names it outright.
+    if env := os.environ.get("AGENTRAG_SHARED_DATA"):
+        return Path(env)
+    for parent in REPO.parents:
+        if (parent / "shared" / "data").is_dir():
+            return parent / "shared" / "data"
+    return REPO.parent / "shared" / "data"
+
+
+SHARED_DATA = _find_shared_data()
 # Vectors of real texts (SciFact, HotpotQA) survive across runs here: embedding them is the
 # slowest part of many tests, and the cache is keyed by model + text hash, so it cannot go stale.
 TEST_CACHE = Path(os.environ.get("AGENTRAG_TEST_CACHE", REPO / ".agentrag" / "test-cache"))
@@ -146,6 +159,62 @@ def fault_server():
         yield server
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a real Chroma server (`chroma run`, the CLI shipped with chromadb) on 127.0.0.1."""
+    import signal
+    import subprocess
+    import sys
+
+    import httpx
+
+    exe = Path(sys.executable).parent / "chroma"
+    if not exe.exists():
+        pytest.fail(f"the chroma CLI is not installed beside {sys.executable}", pytrace=False)
+    path = tmp_path_factory.mktemp("chroma-server")
+    port = _free_port()
+    log = (path / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [str(exe), "run", "--path", str(path / "data"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(
+                    f"chroma run exited with {proc.returncode}; see {path / 'server.log'}", pytrace=False
+                )
+            try:
+                if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"chroma run did not answer in 60 s; see {path / 'server.log'}", pytrace=False)
+            time.sleep(0.2)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data (real benchmark data); fails loudly if it is not beside the repo."""
@@ -205,3 +274,15 @@ def fake_llm():
         },
         answer=lambda m: "Hamlet was written by William Shakespeare [1].",
     )
+
+
+@pytest.fixture(scope="session")
+def qdrant_rest() -> Iterator[str]:
+    """URL of a stand-in Qdrant server: its REST API over qdrant-client's local engine.
+
+    No real Qdrant server binary is installable here (see tests/support/qdrant_rest_shim.py).
+    """
+    from tests.support.qdrant_rest_shim import QdrantRestShim
+
+    with QdrantRestShim() as url:
+        yield url

@@ -11,6 +11,7 @@ from agentrag import __version__
 from agentrag.cli import ask as ask_cli
 from agentrag.cli import doctor as doctor_cli
 from agentrag.cli import graph as graph_cli
+from agentrag.cli import kb as kb_cli
 from agentrag.cli import models as models_cli
 from agentrag.cli._common import setup_logging, state
 
@@ -53,9 +54,11 @@ def main_callback(
 
 
 app.add_typer(models_cli.app, name="models")
-app.add_typer(graph_cli.app, name="graph")
+app.command("ingest")(kb_cli.ingest)
+app.add_typer(kb_cli.app, name="kb")
 app.command("ask")(ask_cli.ask)
 app.command("chat")(ask_cli.chat)
+app.add_typer(graph_cli.app, name="graph")
 app.command("doctor")(doctor_cli.doctor)
 
 
