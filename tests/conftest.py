@@ -20,7 +20,19 @@ from agentrag import _offline
 _offline.apply()
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def _find_shared_data() -> Path:
+    # ../shared/data beside the repository; from a git worktree (/work/wt/NAME) it is further up.
+    if env := os.environ.get("AGENTRAG_SHARED_DATA"):
+        return Path(env)
+    for parent in REPO.parents:
+        if (parent / "shared" / "data").is_dir():
+            return parent / "shared" / "data"
+    return REPO.parent / "shared" / "data"
+
+
+SHARED_DATA = _find_shared_data()
 # Vectors of real texts (SciFact, HotpotQA) survive across runs here: embedding them is the
 # slowest part of many tests, and the cache is keyed by model + text hash, so it cannot go stale.
 TEST_CACHE = Path(os.environ.get("AGENTRAG_TEST_CACHE", REPO / ".agentrag" / "test-cache"))
