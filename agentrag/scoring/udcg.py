@@ -11,7 +11,10 @@ model M, each passage p gets
     UDCG(q, P) = sigmoid( Σ_i δ_i · w(p_i) · u(p_i) ),  w = +1 relevant, −1/3 irrelevant,
 
 with δ_i = 1/|P| (uniform), which is exactly the released code (GiovanniTRA/UDCG,
-``compute_udcg_scores.py``); UDCG = 0 for an empty P. For a relevant passage u is its utility,
+``compute_udcg_scores.py``); UDCG = 0 for an empty P. The released example data was computed
+with the irrelevant weight written as −0.333: pass ``irrelevant_weight=-0.333`` to reproduce
+those figures to the last digit (e.g. 0.5554 rather than 0.5553 for the published example); the
+default here is the code's exact −1/3. For a relevant passage u is its utility,
 for an irrelevant one its power to distract. The paper also fits a positional discount δ whose
 shape the code does not release: pass your own ``discount`` vector.
 
@@ -33,7 +36,7 @@ distribution measured).
 
 Example:
     >>> from agentrag.scoring.udcg import udcg
-    >>> round(udcg([1, 1, 0, 0, 0], [1.0, 1.0, 0.8682, 0.8187, 0.9792]), 4)
+    >>> round(udcg([1, 1, 0, 0, 0], [1.0, 1.0, 0.8682, 0.8187, 0.9792], irrelevant_weight=-0.333), 4)
     0.5554
 """
 
