@@ -35,6 +35,7 @@ __all__ = [
     "LLMUnsupportedError",
     "ModelServerError",
     "PromptError",
+    "RerankError",
     "RetrievalError",
     "StoreError",
     "is_retryable",
@@ -200,6 +201,13 @@ class RetrievalError(AgentragError):
     """Retrieval failed (bad query, missing index, ...)."""
 
     code = "retrieve.error"
+
+
+class RerankError(AgentragError):
+    """A reranker could not be built or could not score (model missing, bad output)."""
+
+    code = "rerank.error"
+    default_hint = "rerankers load models from local paths only; check the path or the served endpoint"
 
 
 class ModelServerError(AgentragError):

@@ -1,0 +1,228 @@
+"""The reranker protocol, its result, and the selection rule every reranker shares.
+
+A reranker scores each candidate passage for a query, reorders them, keeps those that pass
+``top_n`` and ``threshold``, and says why it dropped the others. The score goes to
+``Passage.scores["rerank"]`` and ``Passage.score``; a calibrated probability, when the reranker
+has a calibration, to ``Passage.scores["rerank_p"]``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentrag._async import run_sync
+from agentrag.types import Dropped, Evidence, Passage
+
+if TYPE_CHECKING:
+    from agentrag.scoring.calibration import Calibration
+
+__all__ = [
+    "SCORE_KEY",
+    "SCORE_P_KEY",
+    "BaseReranker",
+    "RerankResult",
+    "Reranker",
+    "document_text",
+    "fallback_result",
+    "select",
+]
+
+log = logging.getLogger(__name__)
+
+SCORE_KEY = "rerank"
+"""Key of the raw reranker score in ``Passage.scores``."""
+
+SCORE_P_KEY = "rerank_p"
+"""Key of the calibrated P(relevant) in ``Passage.scores`` (only with a calibration)."""
+
+STAGE = "rerank"
+
+
+class RerankResult(BaseModel):
+    """What a reranker returns for one query. JSON round-trips (it can live in graph state)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    passages: list[Passage] = Field(default_factory=list)
+    """The kept passages, best first, with ``scores["rerank"]`` and ``score`` set."""
+
+    evidence: list[Evidence] = Field(default_factory=list)
+    """Evidence for the kept passages, in the same order (empty if the reranker makes none)."""
+
+    dropped: list[Dropped] = Field(default_factory=list)
+    """Candidates not kept, best first, each with the reason."""
+
+    reranker: str = ""
+    """Name of the reranker that produced it."""
+
+    fallback: bool = False
+    """True when scoring failed and the retrieval order was kept instead."""
+
+    fallback_reason: str = ""
+    """Why, when ``fallback``."""
+
+    timings: dict[str, float] = Field(default_factory=dict)
+    """Seconds per phase (``score``, ``evidence``, ``total``)."""
+
+
+@runtime_checkable
+class Reranker(Protocol):
+    """Scores and reorders candidate passages for a query.
+
+    Implementations are async first, safe to call from several tasks at once, and never
+    mutate the passages they are given.
+    """
+
+    @property
+    def name(self) -> str:
+        """Stable identity (model and settings), for reports."""
+        ...
+
+    async def arerank(
+        self,
+        query: str,
+        passages: Sequence[Passage],
+        *,
+        top_n: int | None = None,
+        threshold: float | None = None,
+    ) -> RerankResult:
+        """Score, reorder and select.
+
+        Args:
+            query: The query.
+            passages: Candidates, in retrieval order.
+            top_n: Keep at most this many (None: no cap).
+            threshold: Keep only passages scoring at least this (the calibrated probability
+                when the reranker has a calibration, else the raw score). None: no threshold.
+        """
+        ...
+
+
+def select(
+    passages: Sequence[Passage],
+    scores: Sequence[float],
+    *,
+    top_n: int | None,
+    threshold: float | None,
+    calibration: Calibration | None = None,
+) -> tuple[list[Passage], list[Dropped]]:
+    """Order by score (ties keep retrieval order), apply ``threshold`` then ``top_n``.
+
+    Returns copies of the passages with ``score``/``scores`` set; the inputs are untouched.
+    """
+    if len(passages) != len(scores):
+        raise ValueError(f"{len(passages)} passages but {len(scores)} scores")
+    if top_n is not None and top_n < 0:
+        raise ValueError("top_n must be >= 0")
+    probs = calibration.predict(scores) if calibration is not None else None
+    scored = []
+    for i, (p, s) in enumerate(zip(passages, scores, strict=True)):
+        extra = {SCORE_KEY: float(s)}
+        if probs is not None:
+            extra[SCORE_P_KEY] = float(probs[i])
+        scored.append(p.model_copy(update={"score": float(s), "scores": {**p.scores, **extra}}, deep=True))
+    # sorted() is stable: equal scores keep the retrieval order.
+    order = sorted(range(len(scored)), key=lambda i: -scored[i].score)
+    kept: list[Passage] = []
+    dropped: list[Dropped] = []
+    for rank, i in enumerate(order, start=1):
+        p = scored[i]
+        gate = p.scores[SCORE_P_KEY] if probs is not None else p.score
+        gate_name = "p(relevant)" if probs is not None else "score"
+        if threshold is not None and gate < threshold:
+            dropped.append(
+                Dropped(
+                    passage_id=p.id,
+                    stage=STAGE,
+                    reason=f"below threshold: {gate_name}={gate:.3f} < {threshold:g}",
+                    score=p.score,
+                )
+            )
+        elif top_n is not None and len(kept) >= top_n:
+            dropped.append(
+                Dropped(
+                    passage_id=p.id,
+                    stage=STAGE,
+                    reason=f"beyond top_n={top_n} (rank {rank}, {gate_name}={gate:.3f})",
+                    score=p.score,
+                )
+            )
+        else:
+            kept.append(p)
+    return kept, dropped
+
+
+def document_text(passage: Passage) -> str:
+    """What a reranker reads for a passage: its title (when it has one) and its text."""
+    if passage.title and not passage.text.startswith(passage.title):
+        return f"{passage.title}\n{passage.text}"
+    return passage.text
+
+
+def fallback_result(
+    reranker: str,
+    passages: Sequence[Passage],
+    *,
+    top_n: int | None,
+    reason: str,
+    evidence: Sequence[Evidence] = (),
+    elapsed: float = 0.0,
+) -> RerankResult:
+    """The documented fallback when scoring fails: retrieval order, ``top_n`` applied.
+
+    No rerank score is written (there is none), so ``threshold`` cannot be applied.
+    """
+    log.warning("%s: %s", reranker, reason)
+    cut = len(passages) if top_n is None else max(0, top_n)
+    kept = [p.model_copy(deep=True) for p in passages[:cut]]
+    dropped = [
+        Dropped(passage_id=p.id, stage=STAGE, reason=f"beyond top_n={top_n} (fallback: retrieval order)")
+        for p in passages[cut:]
+    ]
+    return RerankResult(
+        passages=kept,
+        evidence=list(evidence),
+        dropped=dropped,
+        reranker=reranker,
+        fallback=True,
+        fallback_reason=reason,
+        timings={"score": elapsed, "total": elapsed},
+    )
+
+
+class BaseReranker:
+    """Shared plumbing: the sync wrapper and an optional calibration.
+
+    Subclasses implement :meth:`arerank` (most through :meth:`_scores` and :func:`select`).
+    """
+
+    calibration: Calibration | None = None
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    async def arerank(
+        self,
+        query: str,
+        passages: Sequence[Passage],
+        *,
+        top_n: int | None = None,
+        threshold: float | None = None,
+    ) -> RerankResult:
+        raise NotImplementedError
+
+    def rerank(
+        self,
+        query: str,
+        passages: Sequence[Passage],
+        *,
+        top_n: int | None = None,
+        threshold: float | None = None,
+    ) -> RerankResult:
+        """Blocking :meth:`arerank` (runs on agentrag's background event loop)."""
+        return run_sync(self.arerank(query, passages, top_n=top_n, threshold=threshold))
