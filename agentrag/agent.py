@@ -140,7 +140,9 @@ class Agent:
         settings = settings or Settings.load()
         knowledge_base = KnowledgeBase.open(settings, kb)
         llm = _generator(settings)
-        reranker = reranker_from_settings(settings, embedder=knowledge_base.embedder)
+        reranker = reranker_from_settings(
+            settings, embedder=knowledge_base.embedder, kb_dir=settings.kb_dir(knowledge_base.name)
+        )
         return cls(
             settings=settings,
             knowledge_base=knowledge_base,

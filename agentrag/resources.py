@@ -1,4 +1,4 @@
-"""Where the shipped data lives: graph specs (``graphs/``) and prompt templates (``prompts/``).
+"""Where the shipped graph specs (``graphs/``) live (prompts: :func:`agentrag.prompts.prompt_dirs`).
 
 In a source checkout or an editable install they sit at the top of the repository; in a wheel
 they are packaged under ``agentrag/_data/`` (pyproject's force-include). Both are looked up, the
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from agentrag.errors import ConfigError
 
-__all__ = ["graphs_dir", "prompts_dir"]
+__all__ = ["graphs_dir"]
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -29,8 +29,3 @@ def _data_dir(kind: str) -> Path:
 def graphs_dir() -> Path:
     """Folder of the shipped graph specs."""
     return _data_dir("graphs")
-
-
-def prompts_dir() -> Path:
-    """Folder of the shipped prompt templates."""
-    return _data_dir("prompts")

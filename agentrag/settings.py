@@ -57,6 +57,7 @@ __all__ = [
     "EmbedderSettings",
     "KBSettings",
     "LLMEndpoint",
+    "RerankSettings",
     "RetrievalSettings",
     "ServerSettings",
     "Settings",
@@ -367,6 +368,30 @@ class RetrievalSettings(_Frozen):
     """The lexical index."""
 
 
+class RerankSettings(_Frozen):
+    """Which reranker scores passages (the ``rerank`` and ``refine`` nodes)."""
+
+    kind: Literal["prism", "embedding", "cross-encoder", "vllm", "none"] = "prism"
+    """``prism``: LLM evidence reranker on the ``[reranker]`` endpoint (P(yes), contribution,
+    evidence); ``embedding``: pseudo-relevance feedback with the embedder (offline, no LLM);
+    ``cross-encoder``: a local sentence-transformers cross-encoder (``model_path``);
+    ``vllm``: a cross-encoder served by vLLM's ``/v1/rerank`` (the ``[reranker]`` endpoint);
+    ``none``: keep retrieval order."""
+
+    model_path: Path | None = None
+    """Cross-encoder folder (``cross-encoder``)."""
+
+    calibration: Path | None = None
+    """A calibration JSON (``agentrag.scoring.calibration.Calibration.save``) mapping raw scores to
+    P(relevant). Empty: the knowledge base's ``calibration.json`` if it has one."""
+
+    generate_evidence: bool = True
+    """``prism``: write contribution + evidence for kept passages (one generation each)."""
+
+    max_document_chars: int | None = Field(default=2000, ge=100)
+    """``prism``: truncate long passages in the scoring prompt."""
+
+
 class Settings(BaseSettings):
     """Everything configurable, in one validated object. Build it with :meth:`load`."""
 
@@ -392,6 +417,9 @@ class Settings(BaseSettings):
 
     server: ServerSettings = Field(default_factory=ServerSettings)
     """The local vLLM server."""
+
+    rerank: RerankSettings = Field(default_factory=RerankSettings)
+    """Which reranker to use."""
 
     budgets: Budgets = Field(default_factory=Budgets)
     """Default run budgets."""

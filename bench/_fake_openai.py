@@ -122,7 +122,10 @@ class FakeOpenAI:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
                 time.sleep(outer.latency)
                 usage = {"prompt_tokens": 50, "completion_tokens": 5, "total_tokens": 55}
-                top = [{"token": "yes", "logprob": -0.2, "bytes": None}, {"token": "no", "logprob": -1.8, "bytes": None}]
+                top = [
+                    {"token": "yes", "logprob": -0.2, "bytes": None},
+                    {"token": "no", "logprob": -1.8, "bytes": None},
+                ]
                 if self.path.endswith("/chat/completions"):
                     fmt = body.get("response_format") or {}
                     if fmt.get("type") == "json_schema":
@@ -134,24 +137,54 @@ class FakeOpenAI:
                     if body.get("stream"):
                         self._stream(content, usage)
                     else:
-                        choice: dict[str, Any] = {"index": 0, "finish_reason": "stop",
-                                                  "message": {"role": "assistant", "content": content}}
+                        choice: dict[str, Any] = {
+                            "index": 0,
+                            "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": content},
+                        }
                         if body.get("logprobs"):
-                            choice["logprobs"] = {"content": [{"token": "yes", "logprob": -0.2, "bytes": None,
-                                                               "top_logprobs": top}]}
-                        self._json({"id": "x", "object": "chat.completion", "created": 0, "model": outer.model,
-                                    "choices": [choice], "usage": usage})
+                            choice["logprobs"] = {
+                                "content": [
+                                    {"token": "yes", "logprob": -0.2, "bytes": None, "top_logprobs": top}
+                                ]
+                            }
+                        self._json(
+                            {
+                                "id": "x",
+                                "object": "chat.completion",
+                                "created": 0,
+                                "model": outer.model,
+                                "choices": [choice],
+                                "usage": usage,
+                            }
+                        )
                 else:
                     if body.get("logprobs"):
                         text = "yes"
-                        logprobs: Any = {"tokens": ["yes"], "token_logprobs": [-0.2], "text_offset": [0],
-                                         "top_logprobs": [{"yes": -0.2, "no": -1.8}]}
+                        logprobs: Any = {
+                            "tokens": ["yes"],
+                            "token_logprobs": [-0.2],
+                            "text_offset": [0],
+                            "top_logprobs": [{"yes": -0.2, "no": -1.8}],
+                        }
                     else:
-                        text = "yes\n<contribution>It names the fact asked for.</contribution>\n<evidence>The fact.</evidence>"
+                        text = (
+                            "yes\n<contribution>It names the fact asked for.</contribution>\n"
+                            "<evidence>The fact.</evidence>"
+                        )
                         logprobs = None
-                    self._json({"id": "x", "object": "text_completion", "created": 0, "model": outer.model,
-                                "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": logprobs}],
-                                "usage": usage})
+                    self._json(
+                        {
+                            "id": "x",
+                            "object": "text_completion",
+                            "created": 0,
+                            "model": outer.model,
+                            "choices": [
+                                {"index": 0, "text": text, "finish_reason": "stop", "logprobs": logprobs}
+                            ],
+                            "usage": usage,
+                        }
+                    )
                 with outer._lock:
                     outer.intervals.append((t0, time.perf_counter()))
 
@@ -166,12 +199,28 @@ class FakeOpenAI:
 
                 words = content.split(" ")
                 for i, word in enumerate(words):
-                    chunk = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": outer.model,
-                             "choices": [{"index": 0, "delta": {"content": word if i == 0 else " " + word},
-                                          "finish_reason": None}]}
+                    chunk = {
+                        "id": "x",
+                        "object": "chat.completion.chunk",
+                        "created": 0,
+                        "model": outer.model,
+                        "choices": [
+                            {
+                                "index": 0,
+                                "delta": {"content": word if i == 0 else " " + word},
+                                "finish_reason": None,
+                            }
+                        ],
+                    }
                     send(f"data: {json.dumps(chunk)}\n\n".encode())
-                final = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": outer.model,
-                         "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": usage}
+                final = {
+                    "id": "x",
+                    "object": "chat.completion.chunk",
+                    "created": 0,
+                    "model": outer.model,
+                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                    "usage": usage,
+                }
                 send(f"data: {json.dumps(final)}\n\n".encode())
                 send(b"data: [DONE]\n\n")
                 self.wfile.write(b"0\r\n\r\n")

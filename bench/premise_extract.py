@@ -42,8 +42,9 @@ def main() -> None:
 
     started = time.perf_counter()
     cpu_started = time.process_time()
-    decls: list[Declaration] = list(iter_tree(args.root, progress=args.progress, failures=failures,
-                                              on_file=count))
+    decls: list[Declaration] = list(
+        iter_tree(args.root, progress=args.progress, failures=failures, on_file=count)
+    )
     seconds = time.perf_counter() - started
     cpu_seconds = time.process_time() - cpu_started
 

@@ -43,12 +43,24 @@ def check_server(settings: Any) -> list[Check]:
     if local not in settings.generator.api_base + settings.reranker.api_base:
         return []
     checks = [
-        Check(area="server", name="vLLM venv", ok=venv_python(server).exists(), detail=str(venv_python(server)),
-              fix="agentrag models setup"),
+        Check(
+            area="server",
+            name="vLLM venv",
+            ok=venv_python(server).exists(),
+            detail=str(venv_python(server)),
+            fix="agentrag models setup",
+        ),
     ]
     model = server.model_path or default_model_dir(server)
-    checks.append(Check(area="server", name="served model folder", ok=model.exists(), detail=str(model),
-                        fix="agentrag models setup (or set [server] model_path)"))
+    checks.append(
+        Check(
+            area="server",
+            name="served model folder",
+            ok=model.exists(),
+            detail=str(model),
+            fix="agentrag models setup (or set [server] model_path)",
+        )
+    )
     return checks
 
 
@@ -63,9 +75,15 @@ def check_endpoint(settings: Any, role: str) -> list[Check]:
     out = []
     for base, names in served.items():
         ok = want in names
-        out.append(Check(area="models", name=f"{role} @ {base}", ok=ok,
-                         detail=f"serves {', '.join(names) or 'nothing'}",
-                         fix="" if ok else f"serve {want!r} there, or set [{role}] model to one of {names}"))
+        out.append(
+            Check(
+                area="models",
+                name=f"{role} @ {base}",
+                ok=ok,
+                detail=f"serves {', '.join(names) or 'nothing'}",
+                fix="" if ok else f"serve {want!r} there, or set [{role}] model to one of {names}",
+            )
+        )
     return out
 
 
@@ -73,11 +91,17 @@ def check_embedder(settings: Any) -> Check:
     """The embedding model loads offline and embeds."""
     from agentrag.embed import embedder_from_settings
 
-    emb = embedder_from_settings(settings.model_copy(update={"embedder": settings.embedder.model_copy(
-        update={"cache": False})}))
+    emb = embedder_from_settings(
+        settings.model_copy(update={"embedder": settings.embedder.model_copy(update={"cache": False})})
+    )
     vec = emb.embed_query("doctor")
-    return Check(area="models", name="embedder", ok=vec.shape[0] == emb.dim,
-                 detail=f"{emb.name}, {emb.dim}-d", fix="set [embedder] model to a local folder")
+    return Check(
+        area="models",
+        name="embedder",
+        ok=vec.shape[0] == emb.dim,
+        detail=f"{emb.name}, {emb.dim}-d",
+        fix="set [embedder] model to a local folder",
+    )
 
 
 def check_kbs(settings: Any) -> list[Check]:
@@ -86,8 +110,15 @@ def check_kbs(settings: Any) -> list[Check]:
 
     names = KnowledgeBase.list_names(settings)
     if not names:
-        return [Check(area="kb", name="knowledge bases", ok=True, detail=f"none under {settings.data_dir}",
-                      fix="agentrag ingest PATH")]
+        return [
+            Check(
+                area="kb",
+                name="knowledge bases",
+                ok=True,
+                detail=f"none under {settings.data_dir}",
+                fix="agentrag ingest PATH",
+            )
+        ]
     out = []
     for name in names:
         with KnowledgeBase.open(settings, name, create=False) as kb:
@@ -106,9 +137,15 @@ def check_kbs(settings: Any) -> list[Check]:
         if s.embedder != configured:
             problems.append(f"built with {s.embedder}, settings use {configured}")
             fixes.append(f"re-ingest into a new knowledge base, or set [embedder] back to {s.embedder}")
-        out.append(Check(area="kb", name=name, ok=not problems,
-                         detail="; ".join(problems) or f"{s.documents} documents, {s.chunks} chunks, {s.store}",
-                         fix="; ".join(fixes)))
+        out.append(
+            Check(
+                area="kb",
+                name=name,
+                ok=not problems,
+                detail="; ".join(problems) or f"{s.documents} documents, {s.chunks} chunks, {s.store}",
+                fix="; ".join(fixes),
+            )
+        )
     return out
 
 

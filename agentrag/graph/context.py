@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel
 
-from agentrag.prompts import PromptLibrary, default_library
 from agentrag.types import Passage, Usage
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from agentrag.rerank import Reranker
     from agentrag.settings import Settings
 
-__all__ = ["ChatModel", "Retriever", "RunContext"]
+__all__ = ["ChatModel", "PromptSet", "Retriever", "RunContext"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -79,10 +79,24 @@ class Retriever(Protocol):
     """Anything that answers a query with passages (a knowledge base, another index, a search tool)."""
 
     async def asearch(
-        self, query: str, *, k: int = 10, mode: str = "hybrid", filters: dict[str, Any] | None = None
+        self, query: str, k: int | None = None, mode: Any = None, filters: Any = None
     ) -> list[Passage]:
-        """The top-``k`` passages for ``query``."""
+        """The top-``k`` passages for ``query`` (``mode``: hybrid / bm25 / dense; ``filters``: metadata)."""
         ...
+
+
+@dataclass(frozen=True)
+class PromptSet:
+    """The prompt templates of a run: a user's folders first, then the shipped ``prompts/``."""
+
+    dirs: tuple[Path, ...] = ()
+    """Folders searched before the defaults (see :func:`agentrag.prompts.prompt_dirs`)."""
+
+    def messages(self, name: str, **variables: Any) -> list[dict[str, str]]:
+        """Render the chat template ``name`` into messages."""
+        from agentrag.prompts import load_prompt
+
+        return load_prompt(name, dirs=self.dirs).messages(**variables)
 
 
 @dataclass(kw_only=True)
@@ -110,7 +124,7 @@ class RunContext:
     usage: Usage = field(default_factory=Usage)
     """The meter the LLM clients of this run add to (budgets read it)."""
 
-    prompts: PromptLibrary = field(default_factory=default_library)
+    prompts: PromptSet = field(default_factory=PromptSet)
     """Prompt templates (the shipped ones, or a user folder that overrides them)."""
 
     extras: dict[str, Any] = field(default_factory=dict)

@@ -20,6 +20,7 @@ from agentrag.errors import AgentragError, LLMError
 from agentrag.graph.registry import node, router
 from agentrag.nodes._util import degraded, event, retriever
 from agentrag.nodes.pack import expected_udcg
+from agentrag.nodes.rerank import relevance_of
 from agentrag.types import Evidence, Passage
 
 if TYPE_CHECKING:
@@ -143,14 +144,18 @@ async def _score_strips(
             "reranker" if ctx.reranker is not None else "embedding" if ctx.embedder is not None else "llm"
         )
     if scorer == "reranker" and ctx.reranker is not None:
-        result = await ctx.reranker.arerank(question, items, top_n=None, threshold=None, evidence=False)
-        by_id = {p.id: p for p in result.passages}
-        return [
-            min(1.0, max(0.0, by_id[p.id].scores.get("p_relevant", by_id[p.id].score)))
-            if p.id in by_id
-            else 0.0
-            for p in items
-        ]
+        reranker = ctx.reranker
+        score_only = getattr(reranker, "ascore", None)
+        if score_only is not None:
+            # Scores only: a strip needs a number, not an evidence rewrite (Prism would write one
+            # for every kept strip through arerank).
+            raw = list(await score_only(question, items))
+            calibration = getattr(reranker, "calibration", None)
+            probs = calibration.predict(raw) if calibration is not None else raw
+            return [min(1.0, max(0.0, float(p))) for p in probs]
+        result = await reranker.arerank(question, items, top_n=None, threshold=None)
+        by_id = {p.id: relevance_of(p) for p in result.passages}
+        return [by_id.get(p.id, 0.0) for p in items]
     if scorer == "embedding" and ctx.embedder is not None:
         q = await ctx.embedder.aembed_query(question)
         vecs = await ctx.embedder.aembed_documents([p.text for p in items])

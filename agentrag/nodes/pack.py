@@ -17,16 +17,15 @@ discount), which plugs the expected contributions into the released formula.
 
 from __future__ import annotations
 
-import asyncio
-import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentrag.errors import LLMError
+from agentrag.errors import LLMError, LLMUnsupportedError
 from agentrag.graph.registry import node
 from agentrag.nodes._util import approx_tokens, degraded, event
+from agentrag.scoring.udcg import expected_weight, udcg
 from agentrag.types import Dropped, Evidence
 
 if TYPE_CHECKING:
@@ -35,22 +34,16 @@ if TYPE_CHECKING:
     from agentrag.graph.context import RunContext
     from agentrag.state import RAGState
 
-IRRELEVANT_WEIGHT = -1.0 / 3.0
-"""UDCG's weight for an irrelevant passage."""
-
 
 def contribution(p_relevant: float, utility: float = 1.0) -> float:
-    """Expected UDCG contribution of one passage: ``u · (p + (1 - p) · (-1/3))``."""
-    return utility * (p_relevant + (1.0 - p_relevant) * IRRELEVANT_WEIGHT)
+    """Expected UDCG contribution of one passage: ``E[w] · u`` with ``E[w] = p - (1 - p)/3``."""
+    return expected_weight(p_relevant) * utility
 
 
 def expected_udcg(items: Sequence[Evidence], utilities: Sequence[float] | None = None) -> float:
-    """``sigmoid(mean(contribution))`` over ``items``; 0 for an empty context (as released)."""
-    if not items:
-        return 0.0
-    us = utilities or [1.0] * len(items)
-    mean = sum(contribution(e.relevance, u) for e, u in zip(items, us, strict=True)) / len(items)
-    return 1.0 / (1.0 + math.exp(-mean))
+    """Soft-label UDCG of a context (:func:`agentrag.scoring.udcg.udcg`); 0 when empty."""
+    us = list(utilities) if utilities is not None else [1.0] * len(items)
+    return udcg([e.relevance for e in items], us)
 
 
 class PackParams(BaseModel):
@@ -75,10 +68,13 @@ class PackParams(BaseModel):
 
 
 async def _utilities(runtime: Runtime[RunContext], question: str, items: list[Evidence]) -> list[float]:
-    from agentrag.scoring.udcg import passage_utility
+    from agentrag.llm import LLMClient
+    from agentrag.scoring.udcg import UtilityScorer
 
-    ctx = runtime.context
-    return list(await asyncio.gather(*(passage_utility(ctx.llm, question, e.text) for e in items)))
+    llm = runtime.context.llm
+    if not isinstance(llm, LLMClient):
+        raise LLMUnsupportedError("measured utilities need the generator to be a vLLM-served LLMClient")
+    return await UtilityScorer(llm).autilities(question, [e.text for e in items])
 
 
 @node("pack_context", params=PackParams, uses_llm=False)

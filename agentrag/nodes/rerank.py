@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from agentrag.errors import AgentragError
 from agentrag.graph.registry import node
 from agentrag.nodes._util import degraded, event
+from agentrag.rerank.base import SCORE_KEY, SCORE_P_KEY
 from agentrag.types import Dropped, Evidence, Passage
 
 if TYPE_CHECKING:
@@ -50,9 +51,15 @@ def passage_evidence(p: Passage, relevance: float, *, fallback: bool) -> Evidenc
     )
 
 
-def _relevance(p: Passage) -> float:
-    value = p.scores.get("p_relevant", p.scores.get("rerank", UNKNOWN_RELEVANCE))
-    return min(1.0, max(0.0, value))
+def relevance_of(p: Passage) -> float:
+    """P(relevant) of a reranked passage.
+
+    The calibrated probability when the reranker has a calibration, else its raw score clipped
+    to [0, 1] (a probability for Prism's P(yes); calibrate other rerankers for thresholds to
+    mean anything).
+    """
+    value = p.scores.get(SCORE_P_KEY, p.scores.get(SCORE_KEY, p.score))
+    return min(1.0, max(0.0, float(value)))
 
 
 @node("rerank", params=RerankParams)
@@ -83,22 +90,23 @@ async def rerank(state: RAGState, runtime: Runtime[RunContext], params: RerankPa
                 result = await ctx.reranker.arerank(
                     state.question, fresh, top_n=params.top_n, threshold=params.threshold
                 )
-                # Evidence for the passages the reranker kept; a plain score for the others
-                # (they may still be kept here when earlier-round evidence is weaker).
-                have = {e.passage_id for e in result.evidence}
-                scored += result.evidence
-                scored += [
-                    passage_evidence(p, _relevance(p), fallback=False)
-                    for p in result.passages
-                    if p.id not in have
-                ]
-                seen = have | {p.id for p in result.passages}
-                scored += [
-                    passage_evidence(p, UNKNOWN_RELEVANCE, fallback=True) for p in fresh if p.id not in seen
-                ]
             except AgentragError as exc:
                 errors = degraded(state, "rerank", "kept retrieval order", exc)
                 scored += [passage_evidence(p, UNKNOWN_RELEVANCE, fallback=True) for p in fresh]
+            else:
+                if result.fallback:
+                    errors = [*errors, f"rerank: {result.fallback_reason}"]
+                # Kept passages come with evidence (Prism) or without (score-only rerankers);
+                # passages the reranker dropped are out for good.
+                have = {e.passage_id: e for e in result.evidence}
+                for p in result.passages:
+                    if p.id in have:
+                        scored.append(have[p.id])
+                    else:
+                        unscored = result.fallback or SCORE_KEY not in p.scores
+                        rel = UNKNOWN_RELEVANCE if unscored else relevance_of(p)
+                        scored.append(passage_evidence(p, rel, fallback=unscored))
+                dropped += result.dropped
     scored.sort(key=lambda e: -e.relevance)
     kept: list[Evidence] = []
     for item in scored:

@@ -237,31 +237,123 @@ _SIG_SCAN = re.compile(
 _IN = re.compile(rf"(?P<open>[(\[{{⟨⦃⟦⁅])|(?P<close>[)\]}}⟩⦄⟧⁆])|(?P<kw>{_W}in{_E})")
 
 _DECL_KEYWORDS = frozenset(
-    {"theorem", "lemma", "def", "abbrev", "instance", "structure", "class", "inductive", "axiom",
-     "opaque", "alias", "irreducible_def", "example"}
+    {
+        "theorem",
+        "lemma",
+        "def",
+        "abbrev",
+        "instance",
+        "structure",
+        "class",
+        "inductive",
+        "axiom",
+        "opaque",
+        "alias",
+        "irreducible_def",
+        "example",
+    }
 )
 _MODIFIERS = frozenset(
-    {"private", "protected", "noncomputable", "nonrec", "partial", "unsafe", "public", "meta",
-     "scoped", "local"}
+    {
+        "private",
+        "protected",
+        "noncomputable",
+        "nonrec",
+        "partial",
+        "unsafe",
+        "public",
+        "meta",
+        "scoped",
+        "local",
+    }
 )
 # Commands that are not declarations but end the one before them. Anything at column 0 that is
 # neither these nor a declaration is a continuation line.
 _OTHER_COMMANDS = frozenset(
-    {"namespace", "section", "end", "mutual", "variable", "universe", "open", "export", "attribute",
-     "set_option", "include", "omit", "import", "module", "assert_not_exists", "assert_not_imported",
-     "notation", "notation3", "infix", "infixl", "infixr", "prefix", "postfix", "syntax", "macro",
-     "elab", "macro_rules", "elab_rules", "initialize", "builtin_initialize",
-     "initialize_simps_projections", "deprecated_module", "add_decl_doc", "library_note",
-     "proof_wanted", "compile_inductive%", "compile_def%", "suppress_compilation",
-     "unsuppress_compilation", "unseal", "seal", "run_cmd", "run_elab", "run_meta", "grind_pattern",
-     "recommended_spelling", "simproc", "simproc_decl", "dsimproc", "dsimproc_decl", "unif_hint",
-     "extend_docs", "insert_to_additive_translation", "mk_iff_of_inductive_prop", "name_poly_vars",
-     "tactic_extension", "lrat_proof", "add_aesop_rules", "declare_syntax_cat", "noncomputable",
-     "abbrev", "opaque", "binder_predicate", "alias", "irreducible_def", "lemma", "theorem",
-     "scoped", "local"}
+    {
+        "namespace",
+        "section",
+        "end",
+        "mutual",
+        "variable",
+        "universe",
+        "open",
+        "export",
+        "attribute",
+        "set_option",
+        "include",
+        "omit",
+        "import",
+        "module",
+        "assert_not_exists",
+        "assert_not_imported",
+        "notation",
+        "notation3",
+        "infix",
+        "infixl",
+        "infixr",
+        "prefix",
+        "postfix",
+        "syntax",
+        "macro",
+        "elab",
+        "macro_rules",
+        "elab_rules",
+        "initialize",
+        "builtin_initialize",
+        "initialize_simps_projections",
+        "deprecated_module",
+        "add_decl_doc",
+        "library_note",
+        "proof_wanted",
+        "compile_inductive%",
+        "compile_def%",
+        "suppress_compilation",
+        "unsuppress_compilation",
+        "unseal",
+        "seal",
+        "run_cmd",
+        "run_elab",
+        "run_meta",
+        "grind_pattern",
+        "recommended_spelling",
+        "simproc",
+        "simproc_decl",
+        "dsimproc",
+        "dsimproc_decl",
+        "unif_hint",
+        "extend_docs",
+        "insert_to_additive_translation",
+        "mk_iff_of_inductive_prop",
+        "name_poly_vars",
+        "tactic_extension",
+        "lrat_proof",
+        "add_aesop_rules",
+        "declare_syntax_cat",
+        "noncomputable",
+        "abbrev",
+        "opaque",
+        "binder_predicate",
+        "alias",
+        "irreducible_def",
+        "lemma",
+        "theorem",
+        "scoped",
+        "local",
+    }
 )
-_COMMAND_PREFIXES = ("register_", "declare_", "#", "notation", "infix", "prefix", "postfix", "syntax",
-                     "macro", "elab")
+_COMMAND_PREFIXES = (
+    "register_",
+    "declare_",
+    "#",
+    "notation",
+    "infix",
+    "prefix",
+    "postfix",
+    "syntax",
+    "macro",
+    "elab",
+)
 _IN_PREFIXES = frozenset({"open", "set_option", "variable", "omit", "include", "unseal", "attribute"})
 
 
@@ -452,8 +544,9 @@ class _FileParser:
                 return
             top = self.scopes.pop()
             if top.name != part and top.kind != "mutual":
-                log.debug("%s:%d: `end %s` closes %s %r", self.path or self.module, line, name,
-                          top.kind, top.name)
+                log.debug(
+                    "%s:%d: `end %s` closes %s %r", self.path or self.module, line, name, top.kind, top.name
+                )
 
     # -- splitting into commands ----------------------------------------------------------------
 
@@ -584,8 +677,14 @@ class _FileParser:
             elif keyword in _KIND_OF_KEYWORD or keyword == "alias":
                 self.declaration(header, end)
         except Exception as exc:  # keep going: one odd command must not lose the whole file
-            log.warning("%s:%d: could not parse `%s` command (%s: %s); skipped", self.path or self.module,
-                        line, keyword, type(exc).__name__, exc)
+            log.warning(
+                "%s:%d: could not parse `%s` command (%s: %s); skipped",
+                self.path or self.module,
+                line,
+                keyword,
+                type(exc).__name__,
+                exc,
+            )
         finally:
             if pending is self.pending_variables:
                 self.pending_variables = []
@@ -629,8 +728,14 @@ class _FileParser:
         doc = self.doc_before(h.start)
         decl_line = self.line_of(h.keyword_pos)
 
-        def build(declared_full: str, kind: DeclarationKind, signature: str, *, anonymous: bool = False,
-                  alias_of: str = "") -> Declaration:
+        def build(
+            declared_full: str,
+            kind: DeclarationKind,
+            signature: str,
+            *,
+            anonymous: bool = False,
+            alias_of: str = "",
+        ) -> Declaration:
             return Declaration(
                 name=declared_full,
                 short_name=declared_full.rsplit(".", 1)[-1],
@@ -682,8 +787,9 @@ class _FileParser:
         signature = _normalize(self.nocomment[pos:sig_end])
         if anonymous:
             binders, _, type_text = _split_signature(signature)
-            name = instance_name(binders, type_text, namespace=self.namespace,
-                                 variables=self.variables(), taken=self.taken)
+            name = instance_name(
+                binders, type_text, namespace=self.namespace, variables=self.variables(), taken=self.taken
+            )
         decl = build(self.full_name(name), kind, signature, anonymous=anonymous)
         self.emit(decl)
         if keyword in ("structure", "class"):
@@ -695,8 +801,9 @@ class _FileParser:
         if keyword in ("structure", "class", "inductive", "class inductive", "def", "abbrev"):
             clause = re.compile(rf"{_W}deriving{_E}").search(code, sig_end, end)
             if clause:
-                self.derived(self.nocomment[clause.end() : end], [decl.name], clause.start(), end,
-                             parent=decl.name)
+                self.derived(
+                    self.nocomment[clause.end() : end], [decl.name], clause.start(), end, parent=decl.name
+                )
 
     def signature_end(self, pos: int, end: int, keyword: str) -> tuple[int, str]:
         """Where the declaration head stops, and what stopped it (``""`` at the command end)."""
@@ -727,8 +834,10 @@ class _FileParser:
                 line_start = code.rfind("\n", pos, m.start()) + 1
                 line_end = code.find("\n", m.start(), end)
                 line_end = end if line_end < 0 else line_end
-                if line_start > pos and not code[line_start : m.start()].strip() and (
-                    "=>" in code[m.start() : line_end]
+                if (
+                    line_start > pos
+                    and not code[line_start : m.start()].strip()
+                    and ("=>" in code[m.start() : line_end])
                 ):
                     return m.start(), "|"
         return end, ""
@@ -745,8 +854,9 @@ class _FileParser:
                 continue
             for type_name in types:
                 type_text = f"{cls} ({type_name})"
-                name = instance_name("", type_text, namespace=self.namespace,
-                                     variables=self.variables(), taken=self.taken)
+                name = instance_name(
+                    "", type_text, namespace=self.namespace, variables=self.variables(), taken=self.taken
+                )
                 full = self.full_name(name)
                 self.emit(
                     Declaration(
@@ -795,8 +905,9 @@ class _FileParser:
                     continue  # an unknown notation: better no projection than a wrong name
                 last = _unescape(_UNIVERSES.sub("", head)).rsplit(".", 1)[-1]
                 projection = "to" + last[:1].upper() + last[1:]
-            self.emit_member(parent, "field", projection, f": {text}", span=(m.start(), sig_end),
-                             modifiers=[])
+            self.emit_member(
+                parent, "field", projection, f": {text}", span=(m.start(), sig_end), modifiers=[]
+            )
 
     def alias_names(self, pos: int, end: int) -> list[tuple[str, str]]:
         """``alias foo := bar`` / ``alias ⟨mp, mpr⟩ := bar_iff`` -> ``[(declared, target)]``."""
@@ -830,8 +941,9 @@ class _FileParser:
             ctor = _CTOR_NAME.match(code, pos, item_end)
             if ctor:
                 # `ofRepr ::` names the constructor; the fields follow, possibly indented deeper.
-                self.emit_member(parent, "constructor", ctor.group(1), "", span=(item_start, ctor.end()),
-                                 modifiers=mods)
+                self.emit_member(
+                    parent, "constructor", ctor.group(1), "", span=(item_start, ctor.end()), modifiers=mods
+                )
                 rest = _skip_ws(code, ctor.end(), item_end)
                 if rest < item_end:
                     items[:0] = self.block_items(rest, item_end)
@@ -846,8 +958,14 @@ class _FileParser:
                         names = code[pos + 1 : pos + 1 + colon.start()].split()
                         typ = inner_sig[colon.end() :].split(":=", 1)[0]
                         for fname in names:
-                            self.emit_member(parent, "field", fname, ": " + _normalize(typ),
-                                             span=(item_start, item_end), modifiers=mods)
+                            self.emit_member(
+                                parent,
+                                "field",
+                                fname,
+                                ": " + _normalize(typ),
+                                span=(item_start, item_end),
+                                modifiers=mods,
+                            )
                     pos = _skip_ws(code, close + 1, item_end)
                 continue
             # `name binders* : type`: one name; identifiers after it are simple binders
@@ -860,8 +978,9 @@ class _FileParser:
             signature = _normalize(self.nocomment[pos:sig_end])
             if not _split_signature(signature)[1]:
                 continue  # `field args := value` overrides an inherited default; not a new field
-            self.emit_member(parent, "field", field_m.group(), signature, span=(item_start, item_end),
-                             modifiers=mods)
+            self.emit_member(
+                parent, "field", field_m.group(), signature, span=(item_start, item_end), modifiers=mods
+            )
 
     def constructors(self, parent: Declaration, body: int, end: int) -> None:
         """Emit ``Ind.ctor`` for each ``| ctor ...`` of an inductive type."""
@@ -892,8 +1011,9 @@ class _FileParser:
             if ident is None:
                 continue
             signature = _normalize(self.nocomment[ident.end() : item_end])
-            self.emit_member(parent, "constructor", ident.group(), signature, span=(bar, item_end),
-                             modifiers=mods)
+            self.emit_member(
+                parent, "constructor", ident.group(), signature, span=(bar, item_end), modifiers=mods
+            )
 
     def block_items(self, body: int, end: int) -> list[tuple[int, int]]:
         """Split a ``where`` block into items: lines at the block's indentation, brackets closed."""
@@ -930,8 +1050,16 @@ class _FileParser:
             pos = line_end + 1
         return [(s, (items[i + 1] if i + 1 < len(items) else stop)) for i, s in enumerate(items)]
 
-    def emit_member(self, parent: Declaration, kind: Literal["field", "constructor"], declared: str,
-                    signature: str, *, span: tuple[int, int], modifiers: list[str]) -> None:
+    def emit_member(
+        self,
+        parent: Declaration,
+        kind: Literal["field", "constructor"],
+        declared: str,
+        signature: str,
+        *,
+        span: tuple[int, int],
+        modifiers: list[str],
+    ) -> None:
         item_start, item_end = span
         declared = declared.strip()
         if not _IDENT.fullmatch(declared) or declared in ("_",):
@@ -1038,8 +1166,9 @@ def extract_file(path: str | Path, root: str | Path) -> list[Declaration]:
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise IngestError(f"cannot read {p}: {exc}", hint="is it a UTF-8 Lean source file?",
-                          path=str(p)) from exc
+        raise IngestError(
+            f"cannot read {p}: {exc}", hint="is it a UTF-8 Lean source file?", path=str(p)
+        ) from exc
     rel = p.relative_to(root)
     return extract_text(text, module_name(rel), path=rel.as_posix())
 
@@ -1050,8 +1179,11 @@ def _selected(root: Path, include: Sequence[str], exclude: Sequence[str]) -> lis
         files.update(p for p in root.glob(pattern) if p.is_file())
     if exclude:
         # fnmatch's `*` also crosses `/`, so `Mathlib/Tactic/*` excludes the whole subtree.
-        files = {p for p in files if not any(fnmatch.fnmatch(p.relative_to(root).as_posix(), pat)
-                                             for pat in exclude)}
+        files = {
+            p
+            for p in files
+            if not any(fnmatch.fnmatch(p.relative_to(root).as_posix(), pat) for pat in exclude)
+        }
     return sorted(files)
 
 
@@ -1111,5 +1243,6 @@ def iter_tree(
         if on_file is not None:
             on_file(path, len(decls))
         yield from decls
-    log.info("extracted %d declarations from %d files in %.1f s", total, len(files),
-             time.perf_counter() - started)
+    log.info(
+        "extracted %d declarations from %d files in %.1f s", total, len(files), time.perf_counter() - started
+    )

@@ -13,6 +13,7 @@ from agentrag.rerank.base import SCORE_KEY, SCORE_P_KEY, BaseReranker, Reranker,
 from agentrag.rerank.cross_encoder import CrossEncoderReranker, VLLMRerankReranker
 from agentrag.rerank.embedding import EmbeddingPRFReranker, prf_scores
 from agentrag.rerank.evidence import PrismOutput, locate_span, parse_prism_output
+from agentrag.rerank.factory import reranker_from_settings
 from agentrag.rerank.prism import PrismConfig, PrismExample, PrismReranker
 
 __all__ = [
@@ -31,5 +32,6 @@ __all__ = [
     "locate_span",
     "parse_prism_output",
     "prf_scores",
+    "reranker_from_settings",
     "select",
 ]

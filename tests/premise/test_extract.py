@@ -126,8 +126,9 @@ def test_in_prefixes_and_mutual(scopes: dict[str, Declaration]) -> None:
     assert scopes["after_include"].end_line == 93  # `syntax`/`elab` below are separate commands
 
 
-def test_comments_do_not_declare(scopes: dict[str, Declaration], kinds: dict[str, Declaration],
-                                 mathlib: dict[str, Declaration]) -> None:
+def test_comments_do_not_declare(
+    scopes: dict[str, Declaration], kinds: dict[str, Declaration], mathlib: dict[str, Declaration]
+) -> None:
     names = set(scopes) | set(kinds) | set(mathlib)
     assert not {n for n in names if "fake" in n or "not_a_decl" in n}
     assert "squarefree_bit10" not in names
@@ -179,13 +180,21 @@ def test_instances_named_and_anonymous(kinds: dict[str, Declaration]) -> None:
 def test_structure_fields_constructor_and_deriving(kinds: dict[str, Declaration]) -> None:
     point = kinds["Kinds.Point"]
     assert (point.kind, point.signature, point.docstring) == (
-        "structure", "(α : Type*) extends Inhabited α", "A point in the plane.")
+        "structure",
+        "(α : Type*) extends Inhabited α",
+        "A point in the plane.",
+    )
     assert (point.start_line, point.decl_line, point.end_line) == (46, 47, 52)
     assert kinds["Kinds.Point.toInhabited"].signature == ": Inhabited α"
     assert kinds["Kinds.Point.mk'"].kind == "constructor"
     x = kinds["Kinds.Point.x"]
     assert (x.kind, x.signature, x.docstring, x.parent, x.decl_line) == (
-        "field", ": α", "The first coordinate.", "Kinds.Point", 50)
+        "field",
+        ": α",
+        "The first coordinate.",
+        "Kinds.Point",
+        50,
+    )
     assert kinds["Kinds.Point.y"].signature == ": α"
     derived = kinds["Kinds.instReprPoint"]
     assert (derived.kind, derived.anonymous, derived.parent) == ("instance", True, "Kinds.Point")

@@ -17,7 +17,8 @@ from pydantic import BaseModel
 
 from agentrag.errors import LLMServerError
 from agentrag.llm import Completion, TokenDistribution, YesNo, current_usage_scope
-from agentrag.types import Dropped, Evidence, Passage, Usage
+from agentrag.rerank.base import RerankResult, select
+from agentrag.types import Evidence, Passage, Usage
 
 Script = dict[str, Any] | Callable[[list[dict[str, str]]], dict[str, Any]]
 
@@ -119,63 +120,51 @@ class FakeRetriever:
         return [p.model_copy(update={"score": float(s), "scores": {"fake": float(s)}}) for s, p in scored[:k]]
 
 
-@dataclass
-class FakeRerankResult:
-    passages: list[Passage]
-    evidence: list[Evidence]
-    dropped: list[Dropped]
-
-
 class FakeReranker:
-    """Relevance from a function of the passage text; evidence = the passage text."""
+    """Relevance from a function of the passage text; evidence = the passage text.
+
+    Follows the :class:`~agentrag.rerank.Reranker` contract: ``passages`` are the kept ones
+    (with ``scores["rerank"]``), the rest are ``dropped``.
+    """
 
     def __init__(self, relevance: Callable[[str], float], fail: bool = False) -> None:
         self.relevance = relevance
         self.fail = fail
         self.seen: list[str] = []
 
-    async def arerank(
-        self,
-        query: str,
-        passages: list[Passage],
-        *,
-        top_n: int | None = None,
-        threshold: float | None = None,
-        evidence: bool = True,
-    ) -> FakeRerankResult:
+    @property
+    def name(self) -> str:
+        return "fake"
+
+    async def ascore(self, query: str, passages: Sequence[Passage]) -> list[float]:
         if self.fail:
             raise LLMServerError("injected reranker failure")
         self.seen += [p.id for p in passages]
-        scored = sorted(
-            (
-                p.model_copy(
-                    update={
-                        "score": self.relevance(p.text),
-                        "scores": {**p.scores, "rerank": self.relevance(p.text)},
-                    }
-                )
-                for p in passages
-            ),
-            key=lambda p: -p.score,
-        )
-        kept = scored[:top_n] if top_n else scored
-        ev = (
-            [
-                Evidence(
-                    passage_id=p.id,
-                    text=p.text,
-                    relevance=p.score,
-                    source=p.source,
-                    title=p.title,
-                    start=p.start,
-                    end=p.end,
-                )
-                for p in kept
-            ]
-            if evidence
-            else []
-        )
-        return FakeRerankResult(passages=scored, evidence=ev, dropped=[])
+        return [self.relevance(p.text) for p in passages]
+
+    async def arerank(
+        self,
+        query: str,
+        passages: Sequence[Passage],
+        *,
+        top_n: int | None = None,
+        threshold: float | None = None,
+    ) -> RerankResult:
+        scores = await self.ascore(query, passages)
+        kept, dropped = select(passages, scores, top_n=top_n, threshold=threshold)
+        evidence = [
+            Evidence(
+                passage_id=p.id,
+                text=p.text,
+                relevance=p.score,
+                source=p.source,
+                title=p.title,
+                start=p.start,
+                end=p.end,
+            )
+            for p in kept
+        ]
+        return RerankResult(passages=kept, evidence=evidence, dropped=dropped, reranker=self.name)
 
 
 def passage(pid: str, text: str, *, source: str = "doc.txt", start: int = 0, title: str = "") -> Passage:

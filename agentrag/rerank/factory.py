@@ -1,0 +1,76 @@
+"""Build the reranker that ``[rerank]`` settings describe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from agentrag.errors import ConfigError
+
+if TYPE_CHECKING:
+    from agentrag.embed import Embedder
+    from agentrag.rerank.base import Reranker
+    from agentrag.scoring.calibration import Calibration
+    from agentrag.settings import Settings
+
+__all__ = ["reranker_from_settings"]
+
+
+def _calibration(path: Path | None, fallback: Path | None) -> Calibration | None:
+    from agentrag.scoring.calibration import Calibration
+
+    for candidate in (path, fallback):
+        if candidate is not None and candidate.is_file():
+            return Calibration.load(candidate)
+    if path is not None:
+        raise ConfigError(f"calibration file {path} does not exist", hint="check [rerank] calibration")
+    return None
+
+
+def reranker_from_settings(
+    settings: Settings, *, embedder: Embedder | None = None, kb_dir: Path | None = None
+) -> Reranker | None:
+    """The configured reranker (None for ``kind = "none"``). Models load on first use.
+
+    Args:
+        settings: Settings (``[rerank]``, ``[reranker]`` endpoint, ``[embedder]``).
+        embedder: For ``embedding`` (default: the settings' embedder).
+        kb_dir: A knowledge base folder whose ``calibration.json`` is used when
+            ``[rerank] calibration`` is empty.
+
+    Example:
+        >>> from agentrag.settings import Settings
+        >>> reranker_from_settings(Settings.load(config=None)).name
+        'prism:smollm2-135m'
+    """
+    cfg = settings.rerank
+    calibration = _calibration(cfg.calibration, kb_dir / "calibration.json" if kb_dir else None)
+    if cfg.kind == "none":
+        return None
+    if cfg.kind == "prism":
+        from agentrag.llm import LLMClient
+        from agentrag.rerank.prism import PrismConfig, PrismReranker
+
+        config = PrismConfig(
+            generate_evidence=cfg.generate_evidence, max_document_chars=cfg.max_document_chars
+        )
+        return PrismReranker(LLMClient.from_settings(settings, "reranker"), config, calibration=calibration)
+    if cfg.kind == "embedding":
+        from agentrag.embed import embedder_from_settings
+        from agentrag.rerank.embedding import EmbeddingPRFReranker
+
+        return EmbeddingPRFReranker(embedder or embedder_from_settings(settings), calibration=calibration)
+    if cfg.kind == "cross-encoder":
+        from agentrag.rerank.cross_encoder import CrossEncoderReranker
+
+        if cfg.model_path is None:
+            raise ConfigError(
+                "the cross-encoder reranker needs [rerank] model_path",
+                hint="a local sentence-transformers cross-encoder folder; nothing is downloaded",
+            )
+        return CrossEncoderReranker(
+            cfg.model_path, threads=settings.embedder.threads, calibration=calibration
+        )
+    from agentrag.rerank.cross_encoder import VLLMRerankReranker
+
+    return VLLMRerankReranker(settings.reranker, calibration=calibration)
