@@ -44,6 +44,13 @@ def instance(schema: dict[str, Any], defs: dict[str, Any] | None = None) -> Any:
     return None
 
 
+class _Server(ThreadingHTTPServer):
+    # The listen backlog is fixed when the socket is bound: set it on the class. The default (5)
+    # refuses connections when a graph fans out 20 concurrent calls.
+    request_queue_size = 512
+    daemon_threads = True
+
+
 class FakeOpenAI:
     """Start with ``with FakeOpenAI(latency=0.2) as server: server.api_base``."""
 
@@ -52,9 +59,7 @@ class FakeOpenAI:
         self.model = model
         self.intervals: list[tuple[float, float]] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._server.request_queue_size = 256
+        self._server = _Server(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
