@@ -468,7 +468,9 @@ class KnowledgeBase:
         chunks = self.chunker.chunk(doc, reserve_tokens=reserve)
         return _Planned(doc=doc, chash=chash, chunks=chunks, replaced=prev is not None)
 
-    def _embed_batch(self, batch: list[_Planned]) -> dict[str, NDArray[np.float32]]:
+    def _embed_batch(
+        self, batch: list[_Planned], on_step: Callable[[int, int], None] | None = None
+    ) -> dict[str, NDArray[np.float32]]:
         existing: set[str] = set()
         for plan in batch:
             if plan.replaced:
@@ -480,7 +482,15 @@ class KnowledgeBase:
         # list into model batches in this order).
         texts = [self._embed_text(c) for c in todo]
         order = sorted(range(len(todo)), key=lambda i: -len(texts[i]))
-        vectors = self.embedder.embed_documents([texts[i] for i in order])
+        ordered = [texts[i] for i in order]
+        # Embed in model-batch steps so progress moves while the slow part runs.
+        step = max(1, int(getattr(self.embedder, "batch_size", 64)))
+        parts = []
+        for start in range(0, len(ordered), step):
+            parts.append(self.embedder.embed_documents(ordered[start : start + step]))
+            if on_step is not None:
+                on_step(min(start + step, len(ordered)), len(ordered))
+        vectors = np.concatenate(parts)
         return {todo[i].id: vectors[j] for j, i in enumerate(order)}
 
     def _write_batch(self, batch: list[_Planned], vectors: dict[str, NDArray[np.float32]]) -> tuple[int, int]:
@@ -626,8 +636,12 @@ class KnowledgeBase:
         batch: list[_Planned] = []
         batch_chunks = 0
         embedded = 0
+        # Progress counts input bytes whose work is finished: a document's text when it is
+        # embedded (or found unchanged), a file's remaining bytes (markup, JSON) when read.
         bytes_done = 0
+        batch_bytes = 0
         files_done = 0
+        current = ""
         pending: Future[tuple[int, int]] | None = None
         # One writer thread: the store/manifest write of batch i overlaps embedding batch i+1.
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentrag-kb-write")
@@ -640,37 +654,44 @@ class KnowledgeBase:
                 report.chunks_removed += removed
                 pending = None
 
-        def flush() -> None:
-            nonlocal batch, batch_chunks, embedded, pending
-            if not batch:
-                return
-            te = time.perf_counter()
-            vectors = self._embed_batch(batch)
-            report.embed_seconds += time.perf_counter() - te
-            embedded += len(vectors)
-            settle()
-            pending = pool.submit(self._write_batch, batch, vectors)
-            batch, batch_chunks = [], 0
-
-        def tick(current: str) -> None:
+        def tick(partial_bytes: float = 0.0, partial_chunks: int = 0, partial_s: float = 0.0) -> None:
             if progress is not None:
+                done = int(bytes_done + partial_bytes)
                 progress(
                     IngestProgress(
                         files_done=files_done,
                         files_total=files_total,
-                        bytes_done=min(bytes_done, bytes_total) if bytes_total else 0,
+                        bytes_done=min(done, bytes_total) if bytes_total else 0,
                         bytes_total=bytes_total,
                         documents=len(self._seen),
-                        chunks_embedded=embedded,
-                        embed_seconds=report.embed_seconds,
+                        chunks_embedded=embedded + partial_chunks,
+                        embed_seconds=report.embed_seconds + partial_s,
                         current=current,
                     )
                 )
 
+        def flush() -> None:
+            nonlocal batch, batch_chunks, embedded, pending, bytes_done, batch_bytes
+            if not batch:
+                return
+            te = time.perf_counter()
+
+            def step(done: int, total: int) -> None:
+                tick(batch_bytes * done / total, done, time.perf_counter() - te)
+
+            vectors = self._embed_batch(batch, step)
+            report.embed_seconds += time.perf_counter() - te
+            embedded += len(vectors)
+            bytes_done += batch_bytes
+            settle()
+            pending = pool.submit(self._write_batch, batch, vectors)
+            batch, batch_chunks, batch_bytes = [], 0, 0
+            tick()
+
         try:
-            file_base = 0
             for path, stream in streams:
                 current = path.as_posix() if path is not None else "(documents)"
+                file_text_bytes = 0
                 for item in stream:
                     if isinstance(item, Skipped):
                         report.skipped.append(item)
@@ -683,11 +704,14 @@ class KnowledgeBase:
                         )
                         continue
                     self._seen.add(item.source)
-                    bytes_done += len(item.text.encode("utf-8", "replace"))
+                    weight = len(item.text.encode("utf-8", "replace"))
+                    file_text_bytes += weight
                     plan = self._plan(item, known)
                     if plan is None:
                         report.unchanged += 1
+                        bytes_done += weight
                     else:
+                        batch_bytes += weight
                         if plan.replaced:
                             report.replaced += 1
                         else:
@@ -696,12 +720,10 @@ class KnowledgeBase:
                         batch_chunks += len(plan.chunks)
                         if batch_chunks >= self.kb_settings.embed_batch:
                             flush()
-                            tick(current)
                 if path is not None:
                     files_done += 1
-                    file_base += (sizes or {}).get(path, 0)
-                    bytes_done = file_base
-                    tick(current)
+                    bytes_done += max(0, (sizes or {}).get(path, 0) - file_text_bytes)
+                    tick()
             flush()
             settle()
         finally:
