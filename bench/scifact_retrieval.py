@@ -10,11 +10,8 @@ are checked against `asearch(mode="hybrid")` on a sample of queries.
 
 Queries: SciFact TRAIN (the test split is withheld). They are split in two halves with a fixed
 seed; α (convex) and the dense weight (RRF) are tuned on half A and reported on half B, where
-every other method is reported too. Metrics come from ranx (nDCG@10, Recall@100).
-
-Why ranx: it is maintained, fast (numba), implements TREC-compatible nDCG/recall, and also
-offers fusion baselines should we want to compare; ir-measures needs pytrec_eval wheels and
-pytrec_eval itself has not been released since 2020.
+every other method is reported too. Metrics (nDCG@10, Recall@100) come from the project's
+`agentrag.scoring.metrics` (trec_eval through pytrec_eval), the same code `agentrag eval` uses.
 """
 
 from __future__ import annotations
@@ -82,12 +79,12 @@ def to_docs(chunk_scores: dict[str, float], chunk_doc: dict[str, str]) -> dict[s
 
 
 def evaluate(qrels: dict, run: dict, qids: list[str]) -> tuple[float, float]:
-    from ranx import Qrels, Run, evaluate
+    from agentrag.scoring.metrics import ir_metrics
 
-    q = Qrels({k: qrels[k] for k in qids})
-    r = Run({k: dict(sorted(run[k].items(), key=lambda kv: -kv[1])[:100]) or {"none": 0.0} for k in qids})
-    res = evaluate(q, r, ["ndcg@10", "recall@100"], make_comparable=True)
-    return float(res["ndcg@10"]), float(res["recall@100"])
+    q = {k: qrels[k] for k in qids}
+    r = {k: dict(sorted(run.get(k, {}).items(), key=lambda kv: -kv[1])[:100]) for k in qids}
+    res = ir_metrics(q, r, ["ndcg@10", "recall@100"])
+    return res["ndcg@10"], res["recall@100"]
 
 
 def build_settings(base: Path, name: str) -> Settings:

@@ -119,31 +119,30 @@ def check_kbs(settings: Any) -> list[Check]:
                 fix="agentrag ingest PATH",
             )
         ]
+    from agentrag.errors import StoreError
+
     out = []
     for name in names:
-        with KnowledgeBase.open(settings, name, create=False) as kb:
-            s = kb.stats()
-            configured = kb.embedder.name
+        try:
+            with KnowledgeBase.open(settings, name, create=False) as kb:
+                s = kb.stats()
+        except StoreError as exc:  # e.g. built with another embedder than the settings name
+            out.append(Check(area="kb", name=name, ok=False, detail=exc.message, fix=exc.hint))
+            continue
         problems = []
-        fixes = []
         if s.store_count != s.chunks:
             problems.append(f"vector store has {s.store_count} of {s.chunks} chunks")
         if not s.bm25_current or s.bm25_chunks != s.chunks:
             problems.append(f"BM25 index has {s.bm25_chunks} of {s.chunks} chunks")
         if s.unsettled_documents:
             problems.append(f"{s.unsettled_documents} documents left by an interrupted ingest")
-        if problems:
-            fixes.append(f"agentrag kb sync {name}  (repairs and brings both indexes in step)")
-        if s.embedder != configured:
-            problems.append(f"built with {s.embedder}, settings use {configured}")
-            fixes.append(f"re-ingest into a new knowledge base, or set [embedder] back to {s.embedder}")
         out.append(
             Check(
                 area="kb",
                 name=name,
                 ok=not problems,
                 detail="; ".join(problems) or f"{s.documents} documents, {s.chunks} chunks, {s.store}",
-                fix="; ".join(fixes),
+                fix=f"agentrag kb sync {name}  (repairs and brings both indexes in step)" if problems else "",
             )
         )
     return out
