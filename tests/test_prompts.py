@@ -20,11 +20,27 @@ def write(directory: Path, name: str, text: str) -> Path:
     return path
 
 
+# Values shaped like what the nodes pass, so a template that walks a structure is exercised.
+_HIT = {"id": "d1#0", "title": "Aspirin", "text": "Aspirin lowers fever. " * 40}
+SAMPLES: dict[str, object] = {
+    "passages": ["first passage", "second passage"],
+    "hits": [_HIT, {**_HIT, "title": ""}],
+    "evidence": [_HIT],
+    "history": [{"question": "What is aspirin?", "answer": "A drug [1]."}],
+    "queries": ["aspirin fever", "salicylate"],
+    "previous": ["aspirin"],
+    "tried": ["aspirin"],
+    "examples": [{"query": "q", "document": "d", "answer": "yes"}],
+    "variants": 2,
+    "max_queries": 3,
+}
+
+
 @pytest.mark.parametrize("name", SHIPPED)
 def test_every_shipped_template_loads_and_renders(name: str) -> None:
     tpl = load_prompt(name)
     assert tpl.path.parent == REPO_PROMPTS
-    values = {v: ["x", "y"] if v == "passages" else "x" for v in tpl.required}
+    values = {v: SAMPLES.get(v, "x") for v in tpl.required}
     text = tpl.render(**values)
     assert text.strip()
     if tpl.kind == "chat":
