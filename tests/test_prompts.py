@@ -177,3 +177,22 @@ def test_an_edited_template_is_reread(tmp_path: Path) -> None:
     st = path.stat()
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
     assert load_prompt("live", dirs=[tmp_path]).render(q="x") == "v2 x"
+
+
+def test_an_installed_wheel_finds_its_own_copy(tmp_path: Path) -> None:
+    # The wheel carries prompts/ as agentrag/_data/prompts (pyproject force-include) and has no
+    # repository around it: lay the package out that way and load from a fresh interpreter.
+    import shutil
+    import subprocess
+    import sys
+
+    package = REPO_PROMPTS.parent / "agentrag"
+    site = tmp_path / "site"
+    shutil.copytree(package, site / "agentrag", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO_PROMPTS, site / "agentrag" / "_data" / "prompts")
+    code = "from agentrag.prompts import load_prompt; print(load_prompt('udcg_abstain').path)"
+    env = {"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert Path(out.stdout.strip()) == site / "agentrag" / "_data" / "prompts" / "udcg_abstain.jinja"

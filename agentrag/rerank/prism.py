@@ -6,12 +6,20 @@ Two phases, as in Prism-Reranker:
    ``prompts/rerank_prism.jinja``) goes to ``/v1/completions`` with ``max_tokens=1`` and
    top-20 log-probabilities, and the relevance is P(yes) / (P(yes) + P(no)) =
    sigmoid(logprob_yes − logprob_no) at the first token; a token missing from the top-20 counts
-   as log-probability −10. All candidates are sent at once (wall time of one round trip when
-   the client's ``max_concurrency`` covers them), and the prompt puts the instruction and the
-   query before the document so vLLM's prefix cache serves the shared part.
+   as log-probability −10. All candidates are sent at once (up to the client's
+   ``max_concurrency``), and the prompt puts the instruction and the query before the document
+   so vLLM's prefix cache serves the shared part.
 2. **Explain** only what is kept (``top_n`` / ``threshold``): the same prompt plus the prefill
    ``yes\n<contribution>`` is continued greedily (up to ``max_tokens``, default 512) into a
    contribution sentence and an evidence rewrite, again concurrently.
+
+Where concurrency pays (``bench/prism_latency.py``): scoring is one token of generation after
+a prefill of the document, so its cost is prefill compute. On a GPU the server batches the
+prefills and N candidates cost about one round trip; on a CPU server prefill already saturates
+the cores, and 20 candidates sent together took as long as 20 single calls one after another
+(~20x one call, measured with SmolLM2-135M on 2 shared cores). Evidence generation is
+decode-bound and batches well even on CPU (5 evidences together: ~1.9x the time of one).
+On CPU, shorten documents (``max_document_chars``) or rerank fewer candidates.
 
 Fallbacks, each logged:
 
