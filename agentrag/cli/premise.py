@@ -17,7 +17,7 @@ from agentrag.cli._common import console, err_console, handle_errors, state
 
 if TYPE_CHECKING:
     from agentrag.premise.corpus import IndexProgress, PremiseIndexReport
-    from agentrag.premise.search import PremiseHit
+    from agentrag.premise.search import PremiseHit, PremiseSearcher
 
 app = typer.Typer(
     help="Premise retrieval over Lean 4 sources (LeanSearch v2 style): index, search, eval.",
@@ -123,7 +123,9 @@ def _index_summary(report: PremiseIndexReport) -> None:
 @app.command()
 @handle_errors
 def index(
-    directory: Annotated[Path, typer.Argument(help="Root of a Lean source tree (for Mathlib: the folder holding Mathlib/).")],
+    directory: Annotated[
+        Path, typer.Argument(help="Root of a Lean source tree (for Mathlib: the folder holding Mathlib/).")
+    ],
     kb: KBOption = DEFAULT_KB,
     include: Annotated[
         list[str] | None,
@@ -153,10 +155,212 @@ def index(
             report = index_tree(base, directory, include=include, exclude=exclude, prune=prune)
         else:
             with _IndexProgressView() as view:
-                report = index_tree(base, directory, include=include, exclude=exclude, prune=prune, progress=view)
+                report = index_tree(
+                    base, directory, include=include, exclude=exclude, prune=prune, progress=view
+                )
     finally:
         base.close()
     if as_json:
         typer.echo(report.model_dump_json(indent=2))
     else:
         _index_summary(report)
+
+
+def _searcher(kb: str) -> PremiseSearcher:
+    from agentrag.premise.search import PremiseSearcher
+
+    settings = state.settings()
+    return PremiseSearcher(_open(kb, create=False), settings=settings)
+
+
+def _print_hits(hits: list[PremiseHit]) -> None:
+    if not hits:
+        err_console.print("no declarations found")
+        return
+    for hit in hits:
+        scores = " ".join(f"{key}={val:.3f}" for key, val in hit.scores.items())
+        where = f"{hit.module}:{hit.line}" if hit.module else hit.path
+        console.print(
+            f"[bold]{hit.rank:>2}.[/] [bold cyan]{hit.name}[/] [dim]{hit.kind}[/] {where}  [dim]{scores}[/]",
+            highlight=False,
+        )
+        sig = " ".join(hit.signature.split())
+        if sig:
+            console.print("    " + (sig if len(sig) <= 220 else sig[:219] + "…"), highlight=False)
+
+
+@app.command()
+@handle_errors
+def search(
+    query: Annotated[str, typer.Argument(help="A statement, description, name or Lean notation.")],
+    kb: KBOption = DEFAULT_KB,
+    k: Annotated[int, typer.Option("-k", min=1, help="Declarations to show.")] = 10,
+    rerank: Annotated[
+        bool, typer.Option("--rerank", help="Rerank the retrieved candidates ([rerank] settings).")
+    ] = False,
+    reasoning: Annotated[
+        bool,
+        typer.Option(
+            "--reasoning", help="Reasoning mode: the premise graph (sketch, search, filter, reflect)."
+        ),
+    ] = False,
+    mode: Annotated[str, typer.Option(help="Standard-mode retrieval: hybrid, bm25 or dense.")] = "hybrid",
+    candidates: Annotated[int, typer.Option(min=1, help="Candidates handed to the reranker.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Search a premise knowledge base: full names, kind, module:line, signature and scores."""
+    from agentrag._async import run_sync
+    from agentrag.errors import ConfigError
+
+    if mode not in ("hybrid", "bm25", "dense"):
+        raise ConfigError(f"unknown retrieval mode {mode!r}", hint="use hybrid, bm25 or dense")
+    if reasoning and rerank:
+        raise ConfigError("--rerank applies to the standard mode only", hint="drop --rerank or --reasoning")
+    searcher = _searcher(kb)
+
+    async def go() -> list[PremiseHit]:
+        try:
+            return await searcher.asearch(
+                query,
+                k=k,
+                mode="reasoning" if reasoning else "standard",
+                search_mode=mode,  # type: ignore[arg-type]
+                rerank=rerank,
+                candidates=candidates,
+            )
+        finally:
+            await searcher.aclose()
+
+    try:
+        if reasoning and not as_json:
+            with err_console.status("reasoning: sketch → search → filter → reflect …"):
+                hits = run_sync(go())
+        else:
+            hits = run_sync(go())
+    finally:
+        searcher.kb.close()
+    if as_json:
+        typer.echo(json.dumps([h.model_dump() for h in hits], indent=2, ensure_ascii=False))
+    else:
+        _print_hits(hits)
+
+
+DEFAULT_DATA = Path("/work/shared/data/mathlib/MathlibQR.json")
+
+
+@app.command("eval")
+@handle_errors
+def evaluate(
+    data: Annotated[
+        Path, typer.Option("--data", help="Benchmark file (MathlibQR.json or MathlibMPR.json).")
+    ] = DEFAULT_DATA,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="mathlibqr or mpr (default: detected from the file).")
+    ] = None,
+    kb: KBOption = DEFAULT_KB,
+    k: Annotated[int, typer.Option("-k", min=1, help="Cut-off of the metrics.")] = 10,
+    mode: Annotated[str, typer.Option("--mode", help="standard or reasoning.")] = "standard",
+    retrieval: Annotated[
+        str, typer.Option("--retrieval", help="Standard-mode retrieval: hybrid, bm25 or dense.")
+    ] = "hybrid",
+    rerank: Annotated[bool, typer.Option("--rerank", help="Standard mode: rerank the candidates.")] = False,
+    candidates: Annotated[int, typer.Option(min=1, help="Candidates handed to the reranker.")] = 50,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N queries.")] = None,
+    styles: Annotated[
+        list[str] | None,
+        typer.Option("--styles", help="MathlibQR styles to run (repeatable or comma-separated)."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Run folder (default <data_dir>/premise-eval/<run key>).")
+    ] = None,
+    concurrency: Annotated[int | None, typer.Option(min=1, help="Queries in flight.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Score premise search on MathlibQR (nDCG@k, Recall@k per style) or MathlibMPR (group recall, covered).
+
+    Per-query results are kept in the run folder: an interrupted eval resumes where it stopped.
+    """
+    from agentrag.errors import ConfigError
+    from agentrag.premise.evaluate import EvalConfig, read_eval_data, report_markdown, run_eval
+
+    if fmt not in (None, "mathlibqr", "mpr"):
+        raise ConfigError(f"unknown format {fmt!r}", hint="use mathlibqr or mpr")
+    if mode not in ("standard", "reasoning"):
+        raise ConfigError(f"unknown mode {mode!r}", hint="use standard or reasoning")
+    if retrieval not in ("hybrid", "bm25", "dense"):
+        raise ConfigError(f"unknown retrieval {retrieval!r}", hint="use hybrid, bm25 or dense")
+    style_list = [s.strip() for item in styles or [] for s in item.split(",") if s.strip()]
+    queries = read_eval_data(data, fmt, style_list or None)  # type: ignore[arg-type]
+    if limit is not None:
+        queries = queries[:limit]
+    if not queries:
+        raise ConfigError(f"no queries in {data}", hint="check --styles and --limit")
+    fmt_used = "mpr" if queries[0].groups else "mathlibqr"
+    config = EvalConfig(
+        format=fmt_used,
+        mode=mode,
+        search_mode=retrieval,
+        rerank=rerank,
+        candidates=candidates,
+        k=k,
+    )
+    searcher = _searcher(kb)
+    try:
+        if quiet or as_json:
+            report = run_eval(searcher, queries, config, data=data, out_dir=out, concurrency=concurrency)
+        else:
+            with _EvalProgressView(len(queries), config.k) as view:
+                report = run_eval(
+                    searcher, queries, config, data=data, out_dir=out, concurrency=concurrency, progress=view
+                )
+    finally:
+        searcher.kb.close()
+    if as_json:
+        typer.echo(report.model_dump_json(indent=2))
+        return
+    from rich.markdown import Markdown
+
+    console.print(Markdown(report_markdown(report)))
+    extra = f" ({report.reused} reused from an earlier run)" if report.reused else ""
+    console.print(f"[dim]records and reports in {report.out_dir}{extra}[/]", highlight=False)
+
+
+class _EvalProgressView:
+    """A rich progress bar over queries with the running recall."""
+
+    def __init__(self, total: int, k: int) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("[bold]eval"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=err_console,
+        )
+        self.total = total
+        self.k = k
+        self.task: Any = None
+
+    def __enter__(self) -> _EvalProgressView:
+        self.progress.__enter__()
+        self.task = self.progress.add_task("eval", total=self.total, status="")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(None, None, None)
+
+    def __call__(self, done: int, total: int, record: Any) -> None:
+        status = f"failed: {record.error[:40]}" if record.error else f"last {record.seconds:.1f}s"
+        self.progress.update(self.task, completed=done, total=total, status=status)

@@ -74,7 +74,7 @@ TokenSpans = Callable[[str], list[tuple[int, int]]]
 
 
 class TextFitter:
-    """Cuts a declaration's retrieval text to at most ``limit`` model tokens, never splitting it.
+    r"""Cuts a declaration's retrieval text to at most ``limit`` model tokens, never splitting it.
 
     Args:
         token_spans: Character spans of the embedding model's tokens (``embedder.token_spans``).
@@ -83,7 +83,8 @@ class TextFitter:
     Example:
         >>> from agentrag.embed import regex_token_spans
         >>> from agentrag.premise import extract_text
-        >>> d = extract_text("/-- " + "word " * 50 + "-/\\ntheorem t (h : " + "a ∧ " * 40 + "b) : b := h.2\\n")[0]
+        >>> src = "/-- " + "word " * 50 + "-/\ntheorem t (h : " + "a ∧ " * 40 + "b) : b := h.2\n"
+        >>> d = extract_text(src)[0]
         >>> text, cut = TextFitter(regex_token_spans, 60).fit(d)
         >>> cut, len(regex_token_spans(text)) <= 60, text.splitlines()[0]
         (True, True, 'theorem t')
@@ -138,7 +139,9 @@ class TextFitter:
         return text
 
 
-def declaration_document(decl: Declaration, root: str, text: str, *, truncated: bool, source: str) -> Document:
+def declaration_document(
+    decl: Declaration, root: str, text: str, *, truncated: bool, source: str
+) -> Document:
     """The knowledge-base document for one declaration.
 
     Args:
@@ -331,7 +334,9 @@ def index_tree(
     report.chunks_added = ingest.chunks_added
     report.embed_seconds, report.index_seconds = ingest.embed_seconds, ingest.index_seconds
     if ingest.skipped:
-        log.warning("%d declaration(s) skipped by the knowledge base: %s", len(ingest.skipped), ingest.skipped[:3])
+        log.warning(
+            "%d declaration(s) skipped by the knowledge base: %s", len(ingest.skipped), ingest.skipped[:3]
+        )
     if prune:
         t1 = time.perf_counter()
         stale = _stale_sources(kb, root_key, read_files, seen)
