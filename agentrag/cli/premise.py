@@ -183,10 +183,11 @@ def _print_hits(hits: list[PremiseHit]) -> None:
         console.print(
             f"[bold]{hit.rank:>2}.[/] [bold cyan]{hit.name}[/] [dim]{hit.kind}[/] {where}  [dim]{scores}[/]",
             highlight=False,
+            soft_wrap=True,  # one line per hit: easy to grep, the terminal wraps it
         )
         sig = " ".join(hit.signature.split())
         if sig:
-            console.print("    " + (sig if len(sig) <= 220 else sig[:219] + "…"), highlight=False)
+            console.print("    " + (sig if len(sig) <= 220 else sig[:219] + "…"), highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -53,7 +53,9 @@ def test_fitter_keeps_header_docstring_and_signature(embedder: Any) -> None:
     assert lines[0] == "theorem Long.sup_le_sup_of_everything"
     assert lines[1].startswith("Long sup le sup of everything")
     # Both long: the docstring and the signature each keep a share of the window.
-    assert lines[2].startswith("This docstring goes on") and lines[3].startswith("{α : Type*} [Lattice α] (h0")
+    assert lines[2].startswith("This docstring goes on") and lines[3].startswith(
+        "{α : Type*} [Lattice α] (h0"
+    )
     doc_tokens, sig_tokens = (len(embedder.token_spans(line)) for line in lines[2:4])
     assert abs(doc_tokens - sig_tokens) <= 8
 
@@ -101,7 +103,13 @@ def test_index_tree_one_chunk_per_declaration(tree: Path, kb: KnowledgeBase) -> 
 
     # Unchanged tree: nothing embedded, nothing removed.
     again = index_tree(kb, tree)
-    assert (again.added, again.unchanged, again.replaced, again.removed, again.chunks_added) == (0, 79, 0, 0, 0)
+    assert (again.added, again.unchanged, again.replaced, again.removed, again.chunks_added) == (
+        0,
+        79,
+        0,
+        0,
+        0,
+    )
 
     # Edit a file: a changed docstring is replaced, a removed declaration pruned, a new one added.
     path = tree / "Scopes.lean"
@@ -146,7 +154,9 @@ async def test_standard_search_dedupes_names(tree: Path, kb: KnowledgeBase, sett
     assert dense[0].name == "SSet.instQuasicategoryOfKanComplex" and set(dense[0].scores) == {"dense"}
 
 
-async def test_standard_search_with_the_embedding_reranker(tree: Path, kb: KnowledgeBase, settings: Any) -> None:
+async def test_standard_search_with_the_embedding_reranker(
+    tree: Path, kb: KnowledgeBase, settings: Any
+) -> None:
     from agentrag.rerank import EmbeddingPRFReranker
 
     index_tree(kb, tree)

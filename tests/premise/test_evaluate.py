@@ -68,7 +68,10 @@ def test_read_mathlibmpr_small_file() -> None:
     first = qs[0]
     assert first.style == "mpr" and not first.gold
     assert first.query.startswith("In a lattice") and "theorem sup_inf_le" in first.query
-    assert [g.docs for g in first.groups] == [["Lattice", "Lattice.toSemilatticeSup"], ["Lattice.toSemilatticeInf"]]
+    assert [g.docs for g in first.groups] == [
+        ["Lattice", "Lattice.toSemilatticeSup"],
+        ["Lattice.toSemilatticeInf"],
+    ]
     assert [g.kind for g in qs[1].groups] == ["original", "original", "alternative"]
     assert first.meta == {"pr": "1", "main_result": "Lattice.sup_inf_le"}
     assert detect_format(MPR) == "mpr"
@@ -79,7 +82,9 @@ def test_read_mathlibmpr_small_file() -> None:
 
 def test_read_mathlibmpr_rejects_other_shapes(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps([{"id": "x", "NL_main_result": "s", "premise_group": [{"kind": "other", "docs": ["a"]}]}]))
+    bad.write_text(
+        json.dumps([{"id": "x", "NL_main_result": "s", "premise_group": [{"kind": "other", "docs": ["a"]}]}])
+    )
     with pytest.raises(ConfigError, match="row 0 is not a MathlibMPR problem"):
         read_mathlibmpr(bad)
     bad.write_text("{not json")
