@@ -13,6 +13,7 @@ from agentrag.cli import doctor as doctor_cli
 from agentrag.cli import graph as graph_cli
 from agentrag.cli import kb as kb_cli
 from agentrag.cli import models as models_cli
+from agentrag.cli import premise as premise_cli
 from agentrag.cli._common import setup_logging, state
 
 app = typer.Typer(
@@ -60,6 +61,7 @@ app.command("ask")(ask_cli.ask)
 app.command("chat")(ask_cli.chat)
 app.add_typer(graph_cli.app, name="graph")
 app.command("doctor")(doctor_cli.doctor)
+app.add_typer(premise_cli.app, name="premise")
 
 
 def main() -> None:

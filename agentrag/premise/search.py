@@ -1,0 +1,261 @@
+"""Premise search over a premise knowledge base: LeanSearch v2's standard and reasoning modes.
+
+* **standard**: hybrid retrieval (BM25 + dense, fused) over the declarations; with a reranker,
+  ``candidates`` hits are retrieved and reordered by it (LeanSearch v2 reranks the ANN top
+  50-200 with a yes/no LLM reranker). The default reranker is the one ``[rerank]`` names, with
+  evidence generation off (a premise hit needs a score, not a rewrite).
+* **reasoning**: the ``premise`` graph (``graphs/premise.yaml``: sketch -> search -> filter ->
+  reflect, at most four rounds, then rank fusion of the final round) through
+  :meth:`agentrag.agent.Agent.asearch`, on the local generator.
+
+Hits are declarations: a name retrieved twice (the same full name declared in two files, or
+by two chunks) counts once, at its best position.
+
+Example:
+    >>> from agentrag.kb import KnowledgeBase
+    >>> from agentrag.settings import Settings
+    >>> settings = Settings.load()
+    >>> kb = KnowledgeBase.open(settings, "mathlib")                          # doctest: +SKIP
+    >>> searcher = PremiseSearcher(kb, settings=settings)                     # doctest: +SKIP
+    >>> for hit in searcher.search("a prime number is at least two", k=3):    # doctest: +SKIP
+    ...     print(hit.rank, hit.name, f"{hit.module}:{hit.line}")
+    1 Nat.Prime.two_le Mathlib.Data.Nat.Prime.Defs:80
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentrag._async import run_sync
+from agentrag.errors import ConfigError
+
+if TYPE_CHECKING:
+    from agentrag.agent import Agent
+    from agentrag.graph.context import ChatModel
+    from agentrag.kb import KnowledgeBase
+    from agentrag.rerank import Reranker
+    from agentrag.settings import Settings
+    from agentrag.types import Passage
+
+__all__ = ["PremiseHit", "PremiseMode", "PremiseSearcher", "premise_hits"]
+
+log = logging.getLogger(__name__)
+
+PremiseMode = Literal["standard", "reasoning"]
+
+
+class PremiseHit(BaseModel):
+    """One retrieved declaration."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    rank: int = Field(ge=1)
+    """1-based position in the result list."""
+
+    name: str
+    """Full Lean name (``Nat.Prime.two_le``)."""
+
+    kind: str = ""
+    """Declaration kind (``theorem``, ``def``, ``instance``, ``structure``, ``field``, ...)."""
+
+    module: str = ""
+    """Lean module (``Mathlib.Data.Nat.Prime.Defs``)."""
+
+    path: str = ""
+    """Source path relative to the indexed tree's root."""
+
+    line: int = 0
+    """Line of the declaration keyword (1-based)."""
+
+    signature: str = ""
+    """Binders and type."""
+
+    score: float = 0.0
+    """The score the list is ordered by (the last stage's)."""
+
+    scores: dict[str, float] = Field(default_factory=dict)
+    """Score per stage (``bm25``, ``dense``, ``convex``/``rrf``, ``rerank``, ``aggregate``)."""
+
+    text: str = ""
+    """The indexed text (header, name words, docstring, signature)."""
+
+    id: str = ""
+    """Chunk id in the knowledge base."""
+
+    @classmethod
+    def from_passage(cls, passage: Passage, rank: int) -> PremiseHit:
+        """The hit a retrieved premise chunk stands for."""
+        meta = passage.metadata
+        name = str(meta.get("name") or passage.source.rsplit("#", 1)[-1])
+        return cls(
+            rank=rank,
+            name=name,
+            kind=str(meta.get("kind", "")),
+            module=str(meta.get("module", "")),
+            path=str(meta.get("path", "")),
+            line=int(meta.get("decl_line", 0) or 0),
+            signature=str(meta.get("signature", "")),
+            score=passage.score,
+            scores=dict(passage.scores),
+            text=passage.text,
+            id=passage.id,
+        )
+
+
+def premise_hits(passages: Iterable[Passage], k: int | None = None) -> list[PremiseHit]:
+    """Passages as declarations, best first, each name once (at its best position), top ``k``."""
+    hits: list[PremiseHit] = []
+    seen: set[str] = set()
+    for p in passages:
+        hit = PremiseHit.from_passage(p, rank=len(hits) + 1)
+        if hit.name in seen:
+            continue
+        seen.add(hit.name)
+        hits.append(hit)
+        if k is not None and len(hits) >= k:
+            break
+    return hits
+
+
+class PremiseSearcher:
+    """Searches a premise knowledge base in standard or reasoning mode.
+
+    Args:
+        kb: A knowledge base built by :func:`agentrag.premise.corpus.index_tree`.
+        settings: Settings (retrieval defaults, ``[rerank]``, the generator endpoint, budgets).
+        reranker: For ``rerank=True``. Default: ``[rerank]`` settings with evidence generation off.
+        llm: The reasoning mode's model. Default: the settings' generator.
+        graph: The reasoning graph (a shipped name, a spec file or a ``GraphSpec``).
+    """
+
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        *,
+        settings: Settings,
+        reranker: Reranker | None = None,
+        llm: ChatModel | None = None,
+        graph: Any = "premise",
+    ) -> None:
+        self.kb = kb
+        self.settings = settings
+        self._reranker = reranker
+        self._llm = llm
+        self._graph = graph
+        self._agent: Agent | None = None
+
+    @property
+    def reranker(self) -> Reranker:
+        """The reranker for ``rerank=True`` (built from settings on first use).
+
+        Raises:
+            ConfigError: ``[rerank] kind = "none"`` and no reranker was given.
+        """
+        if self._reranker is None:
+            from agentrag.rerank import reranker_from_settings
+
+            cfg = self.settings.rerank.model_copy(update={"generate_evidence": False})
+            built = reranker_from_settings(
+                self.settings.model_copy(update={"rerank": cfg}),
+                embedder=self.kb.embedder,
+                kb_dir=self.kb.directory,
+            )
+            if built is None:
+                raise ConfigError(
+                    "reranking was asked for but [rerank] kind is 'none'",
+                    hint="set [rerank] kind (prism, embedding, cross-encoder, vllm), or do not rerank",
+                )
+            self._reranker = built
+        return self._reranker
+
+    @property
+    def agent(self) -> Agent:
+        """The reasoning-mode agent (the ``premise`` graph over this knowledge base; no checkpoints)."""
+        if self._agent is None:
+            from agentrag.agent import Agent
+
+            self._agent = Agent(
+                settings=self.settings,
+                knowledge_base=self.kb,
+                graph=self._graph,
+                llm=self._llm,
+                checkpoint="none",
+            )
+        return self._agent
+
+    async def asearch(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        mode: PremiseMode = "standard",
+        search_mode: Literal["hybrid", "bm25", "dense"] = "hybrid",
+        rerank: bool = False,
+        candidates: int = 50,
+        budget: dict[str, Any] | None = None,
+    ) -> list[PremiseHit]:
+        """Find the declarations that match ``query``.
+
+        Args:
+            query: A statement, a description, a name or Lean notation.
+            k: Declarations to return.
+            mode: ``standard`` or ``reasoning``.
+            search_mode: Retrieval of the standard mode: ``hybrid``, ``bm25`` or ``dense``.
+            rerank: Standard mode: rerank ``candidates`` retrieved hits.
+            candidates: Hits handed to the reranker (LeanSearch v2: 50-200).
+            budget: Reasoning mode: overrides of the run's limits (``{"max_rounds": 2}``).
+
+        Returns:
+            At most ``k`` hits, best first. The reasoning graph returns at most its
+            ``aggregate`` node's ``top_k`` (20 in ``premise.yaml``).
+
+        Example:
+            >>> hits = await searcher.asearch("Nat.Prime.two_le", k=5, rerank=True)  # doctest: +SKIP
+        """
+        if mode == "reasoning":
+            passages = await self.agent.asearch(query, budget=budget)
+            return premise_hits(passages, k)
+        if mode != "standard":
+            raise ConfigError(f"unknown premise search mode {mode!r}", hint="use standard or reasoning")
+        # Several chunks may share a name; fetch a little more than k so k names survive.
+        depth = max(candidates, k) if rerank else k + max(5, k // 2)
+        passages = await self.kb.asearch(query, k=depth, mode=search_mode)
+        if rerank and passages:
+            result = await self.reranker.arerank(query, passages)
+            if result.fallback:
+                log.warning("reranking failed (%s); kept the retrieval order", result.fallback_reason)
+            passages = result.passages
+        return premise_hits(passages, k)
+
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        mode: PremiseMode = "standard",
+        search_mode: Literal["hybrid", "bm25", "dense"] = "hybrid",
+        rerank: bool = False,
+        candidates: int = 50,
+        budget: dict[str, Any] | None = None,
+    ) -> list[PremiseHit]:
+        """Blocking :meth:`asearch`."""
+        return run_sync(
+            self.asearch(
+                query,
+                k=k,
+                mode=mode,
+                search_mode=search_mode,
+                rerank=rerank,
+                candidates=candidates,
+                budget=budget,
+            )
+        )
+
+    async def aclose(self) -> None:
+        """Close what the reasoning agent opened on this loop (the knowledge base stays open)."""
+        if self._agent is not None:
+            await self._agent.aclose()
