@@ -187,7 +187,9 @@ def _print_hits(hits: list[PremiseHit]) -> None:
         )
         sig = " ".join(hit.signature.split())
         if sig:
-            console.print("    " + (sig if len(sig) <= 220 else sig[:219] + "…"), highlight=False, soft_wrap=True)
+            console.print(
+                "    " + (sig if len(sig) <= 220 else sig[:219] + "…"), highlight=False, soft_wrap=True
+            )
 
 
 @app.command()

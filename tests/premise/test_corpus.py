@@ -74,7 +74,7 @@ def test_fitter_logic_with_a_word_tokenizer() -> None:
     text, cut = TextFitter(regex_token_spans, 12).fit(decl)
     assert cut and len(regex_token_spans(text)) <= 12
     assert text.split("\n")[0] == "theorem t" and "(x" in text  # the signature keeps a share
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least 8 tokens"):
         TextFitter(regex_token_spans, 4)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -198,7 +198,11 @@ class _FakeKB:
         def live_ids_by_rowids(self, rowids: list[int]) -> dict[int, str]:
             return {r: str(r) for r in rowids}
 
-    present = ["Lattice", "SSet.instQuasicategoryOfKanComplex", "instFintypeSimpleGraphOfDecidableEq"]
+    present: ClassVar[list[str]] = [
+        "Lattice",
+        "SSet.instQuasicategoryOfKanComplex",
+        "instFintypeSimpleGraphOfDecidableEq",
+    ]
 
     def __init__(self) -> None:
         self.embedder = self._Embedder()
