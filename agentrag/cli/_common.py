@@ -61,9 +61,12 @@ def setup_logging(verbose: int) -> None:
 
 def render_error(exc: AgentragError) -> None:
     """Print an error with its code and hint, the way every command does."""
-    err_console.print(f"[bold red]error[/] [dim]{exc.code}[/]: {exc.message}", highlight=False)
+    from rich.markup import escape
+
+    # Messages and hints are plain text that often names settings sections ("[embedder]").
+    err_console.print(f"[bold red]error[/] [dim]{exc.code}[/]: {escape(exc.message)}", highlight=False)
     if exc.hint:
-        err_console.print(f"[yellow]hint[/]: {exc.hint}", highlight=False)
+        err_console.print(f"[yellow]hint[/]: {escape(exc.hint)}", highlight=False)
 
 
 def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:

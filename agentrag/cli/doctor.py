@@ -153,6 +153,7 @@ def doctor(
     skip_models: Annotated[bool, typer.Option("--skip-models", help="Do not load the embedder.")] = False,
 ) -> None:
     """Check the model server, the models and the knowledge bases, and say what to do."""
+    from rich.markup import escape
     from rich.table import Table
 
     settings = state.settings()
@@ -166,7 +167,14 @@ def doctor(
     checks += _guard("kb", "knowledge bases", lambda: check_kbs(settings))
     table = Table("", "area", "check", "detail", "what to do", expand=True)
     for c in checks:
-        table.add_row("[green]✓[/]" if c.ok else "[red]✗[/]", c.area, c.name, c.detail, "" if c.ok else c.fix)
+        # Details and hints are plain text (hints name settings sections like "[embedder]").
+        table.add_row(
+            "[green]✓[/]" if c.ok else "[red]✗[/]",
+            c.area,
+            escape(c.name),
+            escape(c.detail),
+            "" if c.ok else escape(c.fix),
+        )
     console.print(table)
     failed = [c for c in checks if not c.ok]
     if failed:
