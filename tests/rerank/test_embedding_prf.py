@@ -54,7 +54,7 @@ async def test_reranker_on_real_minilm_vectors(embedder, scifact_candidates) -> 
     reranker = EmbeddingPRFReranker(embedder, k=2, alpha=1.0, beta=0.7)
     q = embedder.embed_query(c.query)
     d = embedder.embed_documents([document_text(p) for p in c.passages])
-    want = prf_scores(q, d, k=2, alpha=1.0, beta=0.7)
+    want = prf_scores(q, d, k=2, alpha=1.0, beta=0.7, feedback=reranker.feedback)
     result = await reranker.arerank(c.query, c.passages)
     by_id = {p.id: p.score for p in result.passages}
     assert [by_id[p.id] for p in c.passages] == pytest.approx(list(want), abs=1e-5)
