@@ -30,7 +30,9 @@ async def _stream(agent: Agent, question: str, thread_id: str | None, *, show_pr
     """Run one question, printing node progress and streaming the answer tokens."""
     answer: Answer | None = None
     streaming = False
-    status = console.status("thinking ...") if show_progress else None
+    # The spinner shares err_console with the log handler: rich prints a record above a live
+    # display of its own console, while one on another console overwrites the spinner's line.
+    status = err_console.status("thinking ...") if show_progress else None
     if status is not None:
         status.start()
     try:
@@ -124,7 +126,7 @@ class ChatSession:
 
     def ask(self, question: str) -> None:
         from agentrag._async import run_sync
-        from agentrag.cli.render import print_details
+        from agentrag.cli.render import citations_block, print_details
         from agentrag.errors import AgentragError
 
         try:
@@ -134,10 +136,36 @@ class ChatSession:
             return
         self.turns.append(answer)
         self._record_thread(question)
+        if answer.citations:
+            console.print(citations_block(answer), highlight=False, markup=False)
         print_details(console, answer, dropped=True)
 
     def command(self, line: str) -> bool:
-        """Run a slash command; False means quit."""
+        """Run a slash command; False means quit.
+
+        A failing command (unknown graph or knowledge base, unwritable file) prints the error
+        and leaves the session as it was: a typo must not end the conversation.
+        """
+        from agentrag.errors import AgentragError
+
+        try:
+            return self._command(line)
+        except AgentragError as exc:
+            render_error(exc)
+        except OSError as exc:
+            err_console.print(f"[bold red]error[/]: {exc}", highlight=False)
+        return True
+
+    def _switch(self, agent: Agent) -> None:
+        from agentrag._async import run_sync
+
+        old, self.agent = self.agent, agent
+        if old.knowledge_base is agent.knowledge_base:
+            run_sync(old.aclose())  # its checkpointer only: the knowledge base is shared
+        else:
+            old.close()
+
+    def _command(self, line: str) -> bool:
         from agentrag.cli.render import dropped_table, sources_table, trace_table
 
         name, _, arg = line[1:].partition(" ")
@@ -149,13 +177,12 @@ class ChatSession:
             console.print(HELP)
         elif name == "graph":
             if arg:
-                self.agent = self.agent.with_graph(arg)
+                self._switch(self.agent.with_graph(arg))  # raises on an unknown graph first
                 self.graph = arg
             console.print(f"graph: [bold]{self.graph}[/]")
         elif name == "kb":
             if arg:
-                self.agent.close()
-                self.agent = _agent(self.graph, arg)
+                self._switch(_existing_kb_agent(self.graph, arg))
                 self.kb = arg
             console.print(f"knowledge base: [bold]{self.kb}[/]")
         elif name == "sources":
@@ -188,6 +215,25 @@ class ChatSession:
                 out.append("\n```\n" + citations_block(answer) + "\n```\n")
             out.append(f"\n_{budget_line(answer)}_\n")
         return "".join(out)
+
+
+def _existing_kb_agent(graph: str, kb: str) -> Agent:
+    """An agent over the knowledge base ``kb``, which must exist (chat never creates one).
+
+    Raises:
+        KBNotFoundError: No such knowledge base (the message lists the ones there are).
+    """
+    from agentrag.errors import KBNotFoundError
+    from agentrag.kb import KnowledgeBase
+
+    settings = state.settings()
+    names = KnowledgeBase.list_names(settings)
+    if kb not in names:
+        raise KBNotFoundError(
+            f"no knowledge base named {kb!r} under {settings.data_dir}",
+            hint=f"known: {', '.join(names) or 'none'}; create one with `agentrag ingest PATH --kb {kb}`",
+        )
+    return _agent(graph, kb)
 
 
 def _reader(history_file: Path) -> Any:

@@ -1,0 +1,47 @@
+"""Search a premise knowledge base in standard mode (hybrid retrieval; no LLM unless --rerank).
+
+Usage::
+
+    python examples/premise/search_premises.py "every Kan complex is a quasicategory" [-k 5]
+        [--kb premises] [--mode hybrid|bm25|dense] [--rerank]
+
+Prints one line per declaration: rank, full name, kind, module:line and the retrieval scores,
+then its signature. Same as ``agentrag premise search``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from agentrag import KnowledgeBase, Settings
+from agentrag.premise.search import PremiseSearcher
+
+
+def main(argv: list[str]) -> int:
+    """Run one premise query and print the hits."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("query")
+    parser.add_argument("-k", type=int, default=5, help="declarations to show")
+    parser.add_argument("--kb", default="premises", help="premise knowledge base name")
+    parser.add_argument("--mode", choices=["hybrid", "bm25", "dense"], default="hybrid")
+    parser.add_argument("--rerank", action="store_true", help="rerank candidates ([rerank] settings)")
+    args = parser.parse_args(argv)
+
+    settings = Settings.load()
+    # create=False: a typo in --kb should fail, not search a new, empty knowledge base.
+    with KnowledgeBase.open(settings, args.kb, create=False) as kb:
+        searcher = PremiseSearcher(kb, settings=settings)
+        hits = searcher.search(args.query, k=args.k, search_mode=args.mode, rerank=args.rerank)
+    if not hits:
+        print("no declarations found")
+        return 1
+    for hit in hits:
+        scores = " ".join(f"{key}={val:.3f}" for key, val in hit.scores.items())
+        print(f"{hit.rank}. {hit.name} [{hit.kind}] {hit.module}:{hit.line} {scores}")
+        print(f"     {' '.join(hit.signature.split())[:200]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
