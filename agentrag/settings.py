@@ -385,6 +385,11 @@ class RerankSettings(_Frozen):
     """A calibration JSON (``agentrag.scoring.calibration.Calibration.save``) mapping raw scores to
     P(relevant). Empty: the knowledge base's ``calibration.json`` if it has one."""
 
+    prism_prompt: Literal["auto", "exact", "general"] = "auto"
+    """``prism``: ``exact`` is the released Prism models' zero-shot format; ``general`` adds two
+    worked examples for instruction models not trained on it (without them SmolLM2 puts no mass
+    on yes/no and every score is 0.5); ``auto`` picks ``exact`` when the reranker's model name
+    contains "prism", else ``general``."""
     generate_evidence: bool = True
     """``prism``: write contribution + evidence for kept passages (one generation each)."""
 

@@ -51,10 +51,13 @@ def reranker_from_settings(
         from agentrag.llm import LLMClient
         from agentrag.rerank.prism import PrismConfig, PrismReranker
 
-        config = PrismConfig(
-            generate_evidence=cfg.generate_evidence, max_document_chars=cfg.max_document_chars
-        )
-        return PrismReranker(LLMClient.from_settings(settings, "reranker"), config, calibration=calibration)
+        llm = LLMClient.from_settings(settings, "reranker")
+        style = cfg.prism_prompt
+        if style == "auto":
+            style = "exact" if "prism" in (llm.model or "").lower() else "general"
+        make = PrismConfig if style == "exact" else PrismConfig.for_general_models
+        config = make(generate_evidence=cfg.generate_evidence, max_document_chars=cfg.max_document_chars)
+        return PrismReranker(llm, config, calibration=calibration)
     if cfg.kind == "embedding":
         from agentrag.embed import embedder_from_settings
         from agentrag.rerank.embedding import EmbeddingPRFReranker
