@@ -129,16 +129,19 @@ class Agent:
         kb: str = "default",
         graph: str | Path | GraphSpec = "rag",
         checkpoint: Literal["sqlite", "memory", "none"] = "sqlite",
+        create: bool = True,
     ) -> Agent:
         """An agent over the knowledge base ``kb`` with the models the settings name.
 
         Nothing heavy loads here: the embedding model on first search, the LLM on first call.
+        With ``create=False`` a knowledge base that does not exist raises
+        :class:`~agentrag.errors.KBNotFoundError` instead of being created empty (a typo).
         """
         from agentrag.kb import KnowledgeBase
         from agentrag.rerank import reranker_from_settings
 
         settings = settings or Settings.load()
-        knowledge_base = KnowledgeBase.open(settings, kb)
+        knowledge_base = KnowledgeBase.open(settings, kb, create=create)
         llm = _generator(settings)
         reranker = reranker_from_settings(
             settings, embedder=knowledge_base.embedder, kb_dir=settings.kb_dir(knowledge_base.name)

@@ -35,3 +35,20 @@ def test_version() -> None:
         [sys.executable, "-m", "agentrag", "--version"], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == f"agentrag {__version__}"
+
+
+def test_ask_with_a_mistyped_kb_fails_and_creates_nothing(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from agentrag.cli import app
+    from agentrag.cli._common import state
+
+    state._settings = None
+    try:
+        res = CliRunner().invoke(app, ["--data-dir", str(tmp_path), "ask", "anything?", "--kb", "nosuch"])
+    finally:
+        state._settings = None
+    assert res.exit_code == 1
+    out = " ".join(res.output.split())  # rich wraps at the runner's 80 columns
+    assert "kb.not_found" in out and "agentrag ingest PATH --kb NAME" in out
+    assert not (tmp_path / "kb" / "nosuch").exists()

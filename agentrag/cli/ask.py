@@ -23,7 +23,9 @@ KbOpt = Annotated[str, typer.Option("--kb", help="Knowledge base name.")]
 def _agent(graph: str, kb: str) -> Agent:
     from agentrag.agent import Agent
 
-    return Agent.from_settings(state.settings(), kb=kb, graph=graph)
+    # Asking never creates a knowledge base: a mistyped --kb says so instead of answering
+    # from an empty one.
+    return Agent.from_settings(state.settings(), kb=kb, graph=graph, create=False)
 
 
 async def _stream(agent: Agent, question: str, thread_id: str | None, *, show_progress: bool) -> Answer:
