@@ -166,10 +166,7 @@ class EvalDataError(ConfigError):
     """An evaluation data set (BEIR folder, HotpotQA file) is missing, malformed or empty."""
 
     code = "eval.data"
-    default_hint = (
-        "a BEIR folder holds corpus.jsonl, queries.jsonl and qrels/<split>.tsv; a HotpotQA file is "
-        "the JSON list of the release or the JSONL of IRCoT's processing (one question per line)"
-    )
+    default_hint = "check the --data path and the file format `agentrag eval <kind> --help` describes"
 
 
 class EmbeddingError(AgentragError):

@@ -48,6 +48,15 @@ SPLIT_PREFERENCE = ("test", "dev", "validation", "train")
 """Splits tried, in order, when none is asked for."""
 
 
+BEIR_HINT = (
+    "a BEIR folder holds corpus.jsonl (_id, title, text), queries.jsonl (_id, text), qrels/<split>.tsv"
+)
+HOTPOTQA_HINT = (
+    "a HotpotQA file is the release's JSON list (_id, question, answer, context, supporting_facts) or "
+    "IRCoT's JSONL (question_id, question_text, answers_objects, contexts), one question per line"
+)
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
@@ -80,11 +89,11 @@ class BeirData(_Frozen):
         )
 
 
-def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def _jsonl(path: Path, hint: str) -> Iterator[tuple[int, dict[str, Any]]]:
     try:
         fh = path.open(encoding="utf-8")
     except OSError as exc:
-        raise EvalDataError(f"cannot read {path}: {exc}") from None
+        raise EvalDataError(f"cannot read {path}: {exc}", hint=hint) from None
     with fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
@@ -92,9 +101,9 @@ def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise EvalDataError(f"{path}:{lineno} is not JSON ({exc.msg})") from None
+                raise EvalDataError(f"{path}:{lineno} is not JSON ({exc.msg})", hint=hint) from None
             if not isinstance(row, dict):
-                raise EvalDataError(f"{path}:{lineno} is not a JSON object")
+                raise EvalDataError(f"{path}:{lineno} is not a JSON object", hint=hint)
             yield lineno, row
 
 
@@ -132,7 +141,7 @@ def read_beir(root: str | Path, split: str | None = None) -> BeirData:
         raise EvalDataError(f"{root} is not a folder", hint="--data takes a BEIR folder")
     corpus = root / "corpus.jsonl"
     if not corpus.is_file():
-        raise EvalDataError(f"{root} has no corpus.jsonl")
+        raise EvalDataError(f"{root} has no corpus.jsonl", hint=BEIR_HINT)
     split = split or default_split(root)
     qrels_path = root / "qrels" / f"{split}.tsv"
     if not qrels_path.is_file():
@@ -149,17 +158,20 @@ def read_beir(root: str | Path, split: str | None = None) -> BeirData:
                 qrels.setdefault(qid, {})[did] = int(grade)
             except ValueError:
                 raise EvalDataError(
-                    f"{qrels_path}:{lineno} is not 'query-id<TAB>corpus-id<TAB>score'"
+                    f"{qrels_path}:{lineno} is not 'query-id<TAB>corpus-id<TAB>score'", hint=BEIR_HINT
                 ) from None
     queries: dict[str, str] = {}
-    for lineno, row in _jsonl(root / "queries.jsonl"):
+    for lineno, row in _jsonl(root / "queries.jsonl", BEIR_HINT):
         if "_id" not in row or not isinstance(row.get("text"), str):
-            raise EvalDataError(f"{root / 'queries.jsonl'}:{lineno} needs '_id' and 'text'")
+            raise EvalDataError(f"{root / 'queries.jsonl'}:{lineno} needs '_id' and 'text'", hint=BEIR_HINT)
         qid = str(row["_id"])
         if qid in qrels and row["text"].strip():
             queries[qid] = row["text"]
     if not queries:
-        raise EvalDataError(f"no query of {root / 'queries.jsonl'} is judged in qrels/{split}.tsv")
+        raise EvalDataError(
+            f"no query of {root / 'queries.jsonl'} is judged in qrels/{split}.tsv",
+            hint="query ids in qrels must match _id in queries.jsonl; try another --split",
+        )
     return BeirData(
         root=root,
         split=split,
@@ -235,7 +247,7 @@ def _item(row: Any, where: str) -> QAItem:
         return _from_ircot(row) if "question_text" in row else _from_release(row)
     except (KeyError, TypeError, ValueError) as exc:
         raise EvalDataError(
-            f"{where} is not a HotpotQA question ({type(exc).__name__}: {exc})",
+            f"{where} is not a HotpotQA question ({type(exc).__name__}: {exc})", hint=HOTPOTQA_HINT
         ) from None
 
 
@@ -255,22 +267,24 @@ def read_hotpotqa(path: str | Path, limit: int | None = None) -> list[QAItem]:
     try:
         head = path.read_text(encoding="utf-8", errors="replace")[:4096].lstrip()[:1]
     except OSError as exc:
-        raise EvalDataError(f"cannot read {path}: {exc}") from None
+        raise EvalDataError(f"cannot read {path}: {exc}", hint=HOTPOTQA_HINT) from None
     items: list[QAItem] = []
     if head == "[":
         try:
             rows = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
-            raise EvalDataError(f"{path} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+            raise EvalDataError(
+                f"{path} is not valid JSON ({exc.msg}, line {exc.lineno})", hint=HOTPOTQA_HINT
+            ) from None
         for i, row in enumerate(rows[:limit] if limit is not None else rows):
             items.append(_item(row, f"{path} item {i}"))
     else:
-        for lineno, row in _jsonl(path):
+        for lineno, row in _jsonl(path, HOTPOTQA_HINT):
             if limit is not None and len(items) >= limit:
                 break
             items.append(_item(row, f"{path}:{lineno}"))
     if not items:
-        raise EvalDataError(f"no questions in {path}")
+        raise EvalDataError(f"no questions in {path}", hint=HOTPOTQA_HINT)
     ids = [q.id for q in items]
     if len(set(ids)) != len(ids):
         raise EvalDataError(f"{path} repeats question ids", hint="each question needs a unique id")
