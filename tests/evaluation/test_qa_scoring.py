@@ -1,0 +1,46 @@
+"""QA per-question scoring: answer metrics and supporting-paragraph recall from the agent's answer."""
+
+from __future__ import annotations
+
+import pytest
+
+from agentrag.evaluation.qa import paragraph_order, score_answer
+from agentrag.types import Answer, Dropped, Evidence
+
+
+def test_paragraph_order_is_context_then_dropped_distinct() -> None:
+    answer = Answer(
+        question="q",
+        text="a",
+        evidence=[Evidence(passage_id="c3#s1", text="x"), Evidence(passage_id="c1", text="y")],
+        dropped=[
+            Dropped(passage_id="c3", stage="pack_context", reason="dup"),
+            Dropped(passage_id="c7", stage="rerank", reason="low"),
+            Dropped(passage_id="unknown", stage="rerank", reason="?"),
+        ],
+    )
+    paragraph_of = {"c1": "1", "c3": "3", "c7": "7"}
+    assert paragraph_order(answer, paragraph_of) == ["3", "1", "7"]
+
+
+@pytest.mark.parametrize(
+    ("text", "order", "expected"),
+    [
+        ("The Chief of Protocol.", ["1", "4", "0", "2", "3", "5"], {"em": 1.0, "contains": 1.0, "sp": 0.5}),
+        ("She was chief of protocol", ["1", "5"], {"em": 0.0, "contains": 1.0, "sp": 1.0}),
+        ("an ambassador", [], {"em": 0.0, "contains": 0.0, "sp": 0.0}),
+    ],
+)
+def test_score_answer(text: str, order: list[str], expected: dict[str, float]) -> None:
+    s = score_answer(text, ["Chief of Protocol"], order, supporting={"1", "5"})
+    assert (s["em"], s["contains"], s["sp_recall@5"]) == (
+        expected["em"],
+        expected["contains"],
+        expected["sp"],
+    )
+    assert 0.0 <= s["f1"] <= 1.0
+    assert (s["f1"] == 1.0) == (expected["em"] == 1.0)
+
+
+def test_score_answer_without_supporting_paragraphs() -> None:
+    assert score_answer("x", ["x"], ["1"], supporting=set())["sp_recall@5"] == 0.0
