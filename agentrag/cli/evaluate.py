@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from agentrag.cli._common import console, err_console, handle_errors, state
+from agentrag.cli._common import CountProgress, console, err_console, handle_errors, state
 
 if TYPE_CHECKING:
     from agentrag.evaluation.report import EvalReport
@@ -37,43 +37,9 @@ def _slug(path: Path) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", path.resolve().name).strip("-") or "data"
 
 
-class _JobProgress:
-    """A rich progress bar over (configuration, query) jobs."""
-
-    def __init__(self, total: int, label: str) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.progress = Progress(
-            TextColumn(f"[bold]{label}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=err_console,
-        )
-        self.total = total
-        self.task: Any = None
-
-    def __enter__(self) -> _JobProgress:
-        self.progress.__enter__()
-        self.task = self.progress.add_task("", total=self.total, status="")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(None, None, None)
-
-    def __call__(self, done: int, total: int, record: JobRecord) -> None:
-        what = f"failed: {record.error[:40]}" if record.error else f"{record.seconds:.1f}s"
-        self.progress.update(self.task, completed=done, total=total, status=f"{record.system} · {what}")
+def _status(record: JobRecord) -> str:
+    what = f"failed: {record.error[:40]}" if record.error else f"{record.seconds:.1f}s"
+    return f"{record.system} · {what}"
 
 
 def _show(report: EvalReport, out: Path) -> None:
@@ -170,7 +136,7 @@ def retrieval(
         if quiet:
             report = go(None)
         else:
-            with _JobProgress(len(systems) * len(beir.queries), "retrieval") as view:
+            with CountProgress(len(systems) * len(beir.queries), "retrieval", _status) as view:
                 report = go(view)
     finally:
         base.close()
@@ -224,6 +190,6 @@ def qa(
     if quiet:
         report = go(None)
     else:
-        with _JobProgress(len(names) * len(items), "qa") as view:
+        with CountProgress(len(names) * len(items), "qa", _status) as view:
             report = go(view)
     _show(report, out)

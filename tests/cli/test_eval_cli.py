@@ -8,34 +8,14 @@ other abstracts from the corpus as distractors.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from agentrag.cli import app
-from agentrag.cli._common import state
+from tests.cli.conftest import invoke
 
 N_QUERIES = 30
 N_OTHER = 270
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cli_state(monkeypatch: pytest.MonkeyPatch, embedder):
-    for key in [k for k in os.environ if k.startswith("AGENTRAG_")]:
-        monkeypatch.delenv(key)
-    import agentrag.embed
-
-    monkeypatch.setattr(agentrag.embed, "embedder_from_settings", lambda settings: embedder)
-    state._settings = None
-    yield
-    state._settings = None
-
-
-def invoke(data_dir: Path, *args: str):
-    state._settings = None
-    return CliRunner().invoke(app, ["--data-dir", str(data_dir), *args])
 
 
 def flat(text: str) -> str:
