@@ -76,7 +76,7 @@ def retrieval(
     limit: LimitOption = None,
     out: OutOption = None,
     kb: Annotated[
-        str | None, typer.Option("--kb", help="Knowledge base name (default beir-<folder>).")
+        str | None, typer.Option("--kb", help="Knowledge base name (default beir-<folder>-<path hash>).")
     ] = None,
     cross_encoder: Annotated[
         Path | None,

@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agentrag.errors import ConfigError
+from agentrag.errors import ConfigError, LLMConnectionError
 from agentrag.evaluation.report import EvalReport, ReportRow, write_reports
 from agentrag.evaluation.runner import Job, JobRecord, arun_jobs, file_hash, fingerprint
 
@@ -98,6 +98,22 @@ class QAParts:
         }
 
 
+_TRANSPORT = ("LLMConnectionError", "LLMTimeoutError", "LLMServerError", "LLMRateLimitError")
+
+
+def _check_server(answer: Answer) -> None:
+    """Refuse an answer shaped by an unreachable server: it would be cached as a real result.
+
+    Nodes degrade on LLM failures (keep the question, skip reranking, abstain), which is right
+    for a user and wrong for an evaluation: the graph's quality is not what such a run measures.
+    Fallbacks caused by the model's own output (a parse failure) are part of what is measured.
+    """
+    transport = [e for e in answer.errors if any(name in e for name in _TRANSPORT)]
+    if transport or answer.outcome == "failed" or answer.usage.calls == 0:
+        why = transport[0] if transport else f"outcome {answer.outcome}, {answer.usage.calls} LLM calls"
+        raise LLMConnectionError(f"the run did not reach the model server ({why[:200]})")
+
+
 def paragraph_order(answer: Answer, paragraph_of: dict[str, str]) -> list[str]:
     """Distinct paragraph ids in the order the agent ended with: context, then dropped."""
     ids = [e.passage_id for e in answer.evidence] + [d.passage_id for d in answer.dropped]
@@ -155,6 +171,7 @@ async def _answer_one(item: QAItem, graph: str, parts: QAParts, root: Path) -> d
             await agent.aclose()
     finally:
         kb.close()
+    _check_server(answer)
     order = paragraph_order(answer, paragraph_of)
     supporting = {p.id for p in item.paragraphs if p.supporting}
     scores = score_answer(answer.text, item.answers, order, supporting)

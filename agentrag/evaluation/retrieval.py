@@ -1,6 +1,6 @@
 """Retrieval evaluation on a BEIR folder: configurations side by side, resumable.
 
-The corpus is ingested into a knowledge base named after the folder (``beir-<folder>``); a
+The corpus is ingested into a knowledge base named after the folder (``beir-<folder>-<hash>``); a
 rerun finds its documents unchanged and embeds nothing. Each configuration ranks every query:
 
 - ``bm25``, ``dense``, ``hybrid`` (the knowledge base's fusion, ``[retrieval] fusion``);
@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -155,7 +156,7 @@ def open_beir_kb(
     Args:
         settings: Data directory, embedder, chunking, retrieval defaults.
         data: The BEIR data (its ``corpus.jsonl`` is ingested).
-        name: Knowledge base name (default ``beir-<folder name>``).
+        name: Knowledge base name (default ``beir-<folder name>-<hash of its path>``).
         progress: Ingest progress callback.
 
     Returns:
@@ -163,8 +164,12 @@ def open_beir_kb(
     """
     from agentrag.kb import KnowledgeBase
 
-    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", data.root.resolve().name).strip("-") or "corpus"
-    kb = KnowledgeBase.open(settings, name or f"beir-{slug}")
+    root = data.root.resolve()
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", root.name).strip("-") or "corpus"
+    # The path's hash keeps two folders with the same name (say two copies of "scifact" with
+    # different corpora) out of one knowledge base; the same folder always maps to the same one.
+    where = hashlib.sha256(root.as_posix().encode()).hexdigest()[:6]
+    kb = KnowledgeBase.open(settings, name or f"beir-{slug}-{where}")
     try:
         report = kb.ingest([data.corpus], progress=progress)
     except BaseException:

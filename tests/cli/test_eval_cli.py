@@ -8,6 +8,7 @@ other abstracts from the corpus as distractors.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -58,7 +59,9 @@ def test_eval_retrieval_on_a_scifact_slice(tmp_path: Path, scifact_slice: Path) 
     res = invoke(data_dir, *args, "-q")
     assert res.exit_code == 0, res.output
     n_docs = len((scifact_slice / "corpus.jsonl").read_text().splitlines())
-    assert f"knowledge base beir-scifact-slice: +{n_docs} documents" in flat(res.output)
+    assert re.search(
+        rf"knowledge base beir-scifact-slice-[0-9a-f]{{6}}: \+{n_docs} documents", flat(res.output)
+    )
     for name in ("results.json", "report.md", "report.png", "records.jsonl"):
         assert (out / name).is_file(), name
     assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from agentrag.evaluation.qa import paragraph_order, score_answer
-from agentrag.types import Answer, Dropped, Evidence
+from agentrag.errors import LLMConnectionError
+from agentrag.evaluation.qa import _check_server, paragraph_order, score_answer
+from agentrag.types import Answer, Dropped, Evidence, Usage
 
 
 def test_paragraph_order_is_context_then_dropped_distinct() -> None:
@@ -44,3 +45,18 @@ def test_score_answer(text: str, order: list[str], expected: dict[str, float]) -
 
 def test_score_answer_without_supporting_paragraphs() -> None:
     assert score_answer("x", ["x"], ["1"], supporting=set())["sp_recall@5"] == 0.0
+
+
+def _answer(**kw) -> Answer:
+    return Answer(question="q", text="a", usage=Usage(calls=3), **kw)
+
+
+def test_answers_shaped_by_an_unreachable_server_are_failures_not_results() -> None:
+    _check_server(_answer())  # a clean run
+    _check_server(_answer(errors=["rerank: kept retrieval order (LLMOutputError: bad JSON)"]))
+    with pytest.raises(LLMConnectionError, match="did not reach the model server"):
+        _check_server(_answer(errors=["rewrite: kept the question (LLMConnectionError: cannot reach)"]))
+    with pytest.raises(LLMConnectionError):
+        _check_server(Answer(question="q", text="I cannot answer", outcome="abstained"))  # no call made
+    with pytest.raises(LLMConnectionError):
+        _check_server(_answer(outcome="failed"))
