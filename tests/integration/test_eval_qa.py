@@ -1,4 +1,4 @@
-"""`eval qa` end to end: 3 HotpotQA questions, the rag graph, the real vLLM server and reranker."""
+"""`eval qa` (3 HotpotQA questions, rag) and `eval retrieval` with Prism against the real vLLM server."""
 
 from __future__ import annotations
 
@@ -45,3 +45,47 @@ async def test_eval_qa_three_questions(
     again = await arun_qa(items, ["rag"], parts=parts, data=data, out_dir=out)
     assert again.reused == 3 and again.rows[0].metrics == row.metrics
     assert llm.usage.calls == calls
+
+
+async def test_eval_retrieval_with_prism_reranking(
+    tmp_path: Path, shared_data: Path, e2e_settings, embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """hybrid+prism on 3 SciFact queries and 40 abstracts: the real LLM reorders the head."""
+    import agentrag.embed
+    from agentrag.evaluation.data import read_beir
+    from agentrag.evaluation.retrieval import arun_retrieval, build_systems, open_beir_kb
+
+    monkeypatch.setattr(agentrag.embed, "embedder_from_settings", lambda settings: embedder)
+    src = shared_data / "scifact"
+    root = tmp_path / "scifact3"
+    (root / "qrels").mkdir(parents=True)
+    head, *rows = (src / "qrels" / "train.tsv").read_text().splitlines()
+    qids = list(dict.fromkeys(r.split("\t")[0] for r in rows))[:3]
+    kept = [r for r in rows if r.split("\t")[0] in qids]
+    (root / "qrels" / "train.tsv").write_text("\n".join([head, *kept]) + "\n")
+    queries = [q for q in (src / "queries.jsonl").read_text().splitlines() if json.loads(q)["_id"] in qids]
+    (root / "queries.jsonl").write_text("\n".join(queries) + "\n")
+    gold = {r.split("\t")[1] for r in kept}
+    corpus = (src / "corpus.jsonl").read_text().splitlines()
+    docs = [d for d in corpus if json.loads(d)["_id"] in gold] + corpus[:40]
+    (root / "corpus.jsonl").write_text("\n".join(dict.fromkeys(docs)) + "\n")
+
+    data = read_beir(root)
+    kb, _ = open_beir_kb(e2e_settings, data)
+    try:
+        systems = build_systems(["hybrid", "hybrid+prism"], kb, e2e_settings, prism_depth=5)
+        report = await arun_retrieval(data, systems, out_dir=tmp_path / "out", concurrency=1)
+    finally:
+        kb.close()
+    hybrid, prism = report.rows
+    assert (prism.name, prism.n, prism.errors) == ("hybrid+prism", 3, 0)
+    assert all(0.0 <= v <= 1.0 for v in prism.metrics.values())
+    # Only the head is reordered: recall@100 cannot change.
+    assert prism.metrics["recall@100"] == hybrid.metrics["recall@100"]
+    for q in data.queries:
+        assert q in report.per_case["hybrid+prism"]
+    records = [json.loads(x) for x in (tmp_path / "out" / "records.jsonl").read_text().splitlines()]
+    ranks = {(r["system"], r["case"]): r["data"]["ranking"] for r in records}
+    for q in data.queries:
+        # Reranking reorders, never adds or loses documents.
+        assert sorted(ranks["hybrid+prism", q]) == sorted(ranks["hybrid", q])
