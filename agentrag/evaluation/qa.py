@@ -10,8 +10,8 @@ temporary folder (manifest, BM25); BM25 statistics over 10 paragraphs are weak, 
 hybrid's dense side makes up for.
 
 Per question and graph: exact match, token F1 and answer containment against the gold
-answers (:mod:`agentrag.scoring.metrics`, SQuAD normalisation); ``sp_recall@5``, the share of
-supporting paragraphs among the first 5 distinct paragraphs the agent ended with (its packed
+answers (:mod:`agentrag.scoring.metrics`, SQuAD normalisation); ``sp_recall@2`` and ``@5``, the
+share of supporting paragraphs among the first 2 / 5 distinct paragraphs the agent ended with (its packed
 context in order, then the passages it dropped, in the order it dropped them); ``udcg``, the
 agent's own UDCG of its packed context (run-time proxy labels, 0 when the graph does not
 score it); and the costs: LLM calls, tokens and wall time.
@@ -44,12 +44,25 @@ if TYPE_CHECKING:
     from agentrag.settings import Settings
     from agentrag.types import Answer
 
-__all__ = ["GRAPHS", "QA_COSTS", "QA_METRICS", "QAParts", "arun_qa", "paragraph_order", "score_answer"]
+__all__ = [
+    "GRAPHS",
+    "QA_COSTS",
+    "QA_METRICS",
+    "SP_CUTOFFS",
+    "QAParts",
+    "arun_qa",
+    "case_scores",
+    "paragraph_order",
+    "score_answer",
+]
 
 GRAPHS = ("rag", "crag", "srr")
 """The shipped question-answering graphs."""
 
-QA_METRICS = ["em", "f1", "contains", "sp_recall@5", "udcg"]
+SP_CUTOFFS = (2, 5)
+"""Cut-offs of supporting-paragraph recall (2 = exactly the two supporting ones first)."""
+
+QA_METRICS = ["em", "f1", "contains", *(f"sp_recall@{k}" for k in SP_CUTOFFS), "udcg"]
 """Quality columns of the QA report."""
 
 QA_COSTS = ["llm_calls", "tokens"]
@@ -129,11 +142,24 @@ def paragraph_order(answer: Answer, paragraph_of: dict[str, str]) -> list[str]:
 def score_answer(
     answer_text: str, gold: Sequence[str], order: Sequence[str], supporting: set[str]
 ) -> dict[str, float]:
-    """EM, F1, containment, and the share of ``supporting`` among the first 5 of ``order``."""
+    """EM, F1, containment, and the share of ``supporting`` among the first k of ``order``."""
     from agentrag.scoring.metrics import qa_scores
 
     out = qa_scores(answer_text, list(gold))
-    out["sp_recall@5"] = len(set(order[:5]) & supporting) / len(supporting) if supporting else 0.0
+    for k in SP_CUTOFFS:
+        out[f"sp_recall@{k}"] = len(set(order[:k]) & supporting) / len(supporting) if supporting else 0.0
+    return out
+
+
+def case_scores(item: QAItem, data: dict[str, Any]) -> dict[str, float]:
+    """A question's metrics from its record (computed at report time: new metrics need no rerun)."""
+    if not data:  # a failed job scores 0
+        return dict.fromkeys(QA_METRICS, 0.0)
+    supporting = {p.id for p in item.paragraphs if p.supporting}
+    out = score_answer(
+        str(data.get("answer", "")), item.answers, list(data.get("paragraphs", [])), supporting
+    )
+    out["udcg"] = float(data.get("udcg", 0.0))
     return out
 
 
@@ -172,15 +198,11 @@ async def _answer_one(item: QAItem, graph: str, parts: QAParts, root: Path) -> d
     finally:
         kb.close()
     _check_server(answer)
-    order = paragraph_order(answer, paragraph_of)
-    supporting = {p.id for p in item.paragraphs if p.supporting}
-    scores = score_answer(answer.text, item.answers, order, supporting)
-    scores["udcg"] = float(answer.udcg or 0.0)
     return {
         "answer": answer.text,
         "outcome": answer.outcome,
-        "paragraphs": order,
-        "scores": scores,
+        "paragraphs": paragraph_order(answer, paragraph_of),
+        "udcg": float(answer.udcg or 0.0),
         "llm_calls": answer.usage.calls,
         "tokens": answer.usage.total_tokens,
     }
@@ -235,7 +257,7 @@ async def arun_qa(
     per_case: dict[str, dict[str, dict[str, float]]] = {}
     for g in graphs:
         recs = [done[Job(system=g, fingerprint=prints[g], case=q.id).key] for q in items]
-        scores = {r.case: {m: float(r.data.get("scores", {}).get(m, 0.0)) for m in QA_METRICS} for r in recs}
+        scores = {r.case: case_scores(by_id[r.case], r.data) for r in recs}
         costs = {r.case: {c: float(r.data.get(c, 0)) for c in QA_COSTS} for r in recs}
         per_case[g] = {q: {**scores[q], **costs[q]} for q in scores}
         n = max(len(recs), 1)

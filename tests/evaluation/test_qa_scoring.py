@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from agentrag.errors import LLMConnectionError
-from agentrag.evaluation.qa import _check_server, paragraph_order, score_answer
+from agentrag.evaluation.data import Paragraph, QAItem
+from agentrag.evaluation.qa import QA_METRICS, _check_server, case_scores, paragraph_order, score_answer
 from agentrag.types import Answer, Dropped, Evidence, Usage
 
 
@@ -27,9 +28,14 @@ def test_paragraph_order_is_context_then_dropped_distinct() -> None:
 @pytest.mark.parametrize(
     ("text", "order", "expected"),
     [
-        ("The Chief of Protocol.", ["1", "4", "0", "2", "3", "5"], {"em": 1.0, "contains": 1.0, "sp": 0.5}),
-        ("She was chief of protocol", ["1", "5"], {"em": 0.0, "contains": 1.0, "sp": 1.0}),
-        ("an ambassador", [], {"em": 0.0, "contains": 0.0, "sp": 0.0}),
+        (
+            "The Chief of Protocol.",
+            ["1", "4", "0", "2", "3", "5"],
+            {"em": 1.0, "contains": 1.0, "sp": 0.5, "sp2": 0.5},
+        ),
+        ("She was chief of protocol", ["1", "5"], {"em": 0.0, "contains": 1.0, "sp": 1.0, "sp2": 1.0}),
+        ("an ambassador", [], {"em": 0.0, "contains": 0.0, "sp": 0.0, "sp2": 0.0}),
+        ("x", ["0", "4", "1", "2", "5"], {"em": 0.0, "contains": 0.0, "sp": 1.0, "sp2": 0.0}),
     ],
 )
 def test_score_answer(text: str, order: list[str], expected: dict[str, float]) -> None:
@@ -45,6 +51,19 @@ def test_score_answer(text: str, order: list[str], expected: dict[str, float]) -
 
 def test_score_answer_without_supporting_paragraphs() -> None:
     assert score_answer("x", ["x"], ["1"], supporting=set())["sp_recall@5"] == 0.0
+
+
+def test_case_scores_from_a_record() -> None:
+    item = QAItem(
+        id="q",
+        question="Who?",
+        answers=["Ann Lee"],
+        paragraphs=[Paragraph(id=str(i), title="t", text="x", supporting=i in (1, 3)) for i in range(5)],
+    )
+    s = case_scores(item, {"answer": "ann lee", "paragraphs": ["3", "0", "1"], "udcg": 0.7})
+    assert s == {"em": 1.0, "f1": 1.0, "contains": 1.0, "sp_recall@2": 0.5, "sp_recall@5": 1.0, "udcg": 0.7}
+    assert set(s) == set(QA_METRICS)
+    assert case_scores(item, {}) == dict.fromkeys(QA_METRICS, 0.0)  # a failed question
 
 
 def _answer(**kw) -> Answer:
