@@ -280,6 +280,7 @@ class Agent:
             timings={**state.timings, "total": round(seconds, 4)},
             trace=state.trace,
             graph=graph,
+            errors=state.errors,
         )
 
     async def aask(

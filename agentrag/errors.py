@@ -21,6 +21,7 @@ __all__ = [
     "BudgetExhaustedError",
     "ConfigError",
     "EmbeddingError",
+    "EvalDataError",
     "GraphSpecError",
     "IngestError",
     "KBBusyError",
@@ -159,6 +160,13 @@ class LLMOutputError(LLMError):
 
     code = "llm.output"
     default_hint = "pass a JSON schema (constrained decoding) and enough max_tokens; small models need both"
+
+
+class EvalDataError(ConfigError):
+    """An evaluation data set (BEIR folder, HotpotQA file) is missing, malformed or empty."""
+
+    code = "eval.data"
+    default_hint = "check the --data path and the file format `agentrag eval <kind> --help` describes"
 
 
 class EmbeddingError(AgentragError):

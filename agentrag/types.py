@@ -270,3 +270,6 @@ class Answer(_Model):
 
     graph: str = ""
     """Name of the graph that produced it."""
+
+    errors: list[str] = Field(default_factory=list)
+    """Fallbacks nodes took on the way (``node: what (error)``); empty on a clean run."""

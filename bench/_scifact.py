@@ -57,19 +57,10 @@ def load_scifact() -> SciFact:
             doc_ids.append(row["_id"])
             titles[row["_id"]] = row["title"]
             texts[row["_id"]] = row["text"]
-    queries = {}
-    with (root / "queries.jsonl").open() as f:
-        for line in f:
-            row = json.loads(line)
-            queries[row["_id"]] = row["text"]
-    qrels: dict[str, dict[str, int]] = {}
-    with (root / "qrels" / "train.tsv").open() as f:
-        next(f)
-        for line in f:
-            q, d, s = line.strip().split("\t")
-            qrels.setdefault(q, {})[d] = int(s)
-    queries = {q: t for q, t in queries.items() if q in qrels}
-    return SciFact(doc_ids=doc_ids, titles=titles, texts=texts, queries=queries, qrels=qrels)
+    from agentrag.evaluation.data import read_beir
+
+    beir = read_beir(root, "train")
+    return SciFact(doc_ids=doc_ids, titles=titles, texts=texts, queries=beir.queries, qrels=beir.qrels)
 
 
 def embedder(threads: int | None = None):

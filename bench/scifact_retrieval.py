@@ -22,7 +22,6 @@ import json
 import random
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,15 +53,10 @@ def find_data() -> Path:
 
 
 def load_queries(data: Path) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
-    queries = {}
-    for line in (data / "queries.jsonl").open():
-        row = json.loads(line)
-        queries[str(row["_id"])] = row["text"]
-    qrels: dict[str, dict[str, int]] = defaultdict(dict)
-    for line in list((data / "qrels" / "train.tsv").open())[1:]:
-        qid, did, score = line.strip().split("\t")
-        qrels[qid][did] = int(score)
-    return {q: queries[q] for q in qrels}, dict(qrels)
+    from agentrag.evaluation.data import read_beir
+
+    beir = read_beir(data, "train")
+    return beir.queries, beir.qrels
 
 
 def doc_of(source: str) -> str:

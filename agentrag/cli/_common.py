@@ -10,7 +10,7 @@ import functools
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -19,6 +19,7 @@ from agentrag.errors import AgentragError
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -86,3 +87,48 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+class CountProgress(Generic[T]):
+    """A rich progress bar over a known number of items, fed ``(done, total, item)``.
+
+    Args:
+        total: Items expected.
+        label: Bold text before the bar.
+        status: What to show about the last item (its time, a failure, ...).
+    """
+
+    def __init__(self, total: int, label: str, status: Callable[[T], str]) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn(f"[bold]{label}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=err_console,
+        )
+        self.total = total
+        self.status = status
+        self.task: Any = None
+
+    def __enter__(self) -> CountProgress[T]:
+        self.progress.__enter__()
+        self.task = self.progress.add_task("", total=self.total, status="")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(None, None, None)
+
+    def __call__(self, done: int, total: int, item: T) -> None:
+        self.progress.update(self.task, completed=done, total=total, status=self.status(item))

@@ -10,6 +10,7 @@ import typer
 from agentrag import __version__
 from agentrag.cli import ask as ask_cli
 from agentrag.cli import doctor as doctor_cli
+from agentrag.cli import evaluate as eval_cli
 from agentrag.cli import graph as graph_cli
 from agentrag.cli import kb as kb_cli
 from agentrag.cli import models as models_cli
@@ -62,6 +63,7 @@ app.command("chat")(ask_cli.chat)
 app.add_typer(graph_cli.app, name="graph")
 app.command("doctor")(doctor_cli.doctor)
 app.add_typer(premise_cli.app, name="premise")
+app.add_typer(eval_cli.app, name="eval")
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from agentrag.cli._common import console, err_console, handle_errors, state
+from agentrag.cli._common import CountProgress, console, err_console, handle_errors, state
 
 if TYPE_CHECKING:
     from agentrag.premise.corpus import IndexProgress, PremiseIndexReport
@@ -313,7 +313,7 @@ def evaluate(
         if quiet or as_json:
             report = run_eval(searcher, queries, config, data=data, out_dir=out, concurrency=concurrency)
         else:
-            with _EvalProgressView(len(queries), config.k) as view:
+            with CountProgress(len(queries), "eval", _eval_status) as view:
                 report = run_eval(
                     searcher, queries, config, data=data, out_dir=out, concurrency=concurrency, progress=view
                 )
@@ -329,41 +329,5 @@ def evaluate(
     console.print(f"[dim]records and reports in {report.out_dir}{extra}[/]", highlight=False)
 
 
-class _EvalProgressView:
-    """A rich progress bar over queries with the running recall."""
-
-    def __init__(self, total: int, k: int) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.progress = Progress(
-            TextColumn("[bold]eval"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=err_console,
-        )
-        self.total = total
-        self.k = k
-        self.task: Any = None
-
-    def __enter__(self) -> _EvalProgressView:
-        self.progress.__enter__()
-        self.task = self.progress.add_task("eval", total=self.total, status="")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(None, None, None)
-
-    def __call__(self, done: int, total: int, record: Any) -> None:
-        status = f"failed: {record.error[:40]}" if record.error else f"last {record.seconds:.1f}s"
-        self.progress.update(self.task, completed=done, total=total, status=status)
+def _eval_status(record: Any) -> str:
+    return f"failed: {record.error[:40]}" if record.error else f"last {record.seconds:.1f}s"

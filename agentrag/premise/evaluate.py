@@ -34,7 +34,6 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -47,6 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentrag._async import run_sync
 from agentrag.errors import AgentragError, ConfigError
+from agentrag.evaluation.runner import append_line, file_hash, read_models
 
 if TYPE_CHECKING:
     from agentrag.kb import KnowledgeBase
@@ -453,14 +453,10 @@ def _setup(searcher: PremiseSearcher, config: EvalConfig) -> dict[str, str]:
     return setup
 
 
-def _file_hash(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-
-
 def run_key(data: Path, kb: str, config: EvalConfig, setup: Mapping[str, str]) -> str:
     """A short folder name for a configuration: readable prefix + hash of everything."""
     blob = json.dumps(
-        {"data": _file_hash(data), "kb": kb, "config": config.model_dump(), "setup": dict(setup)},
+        {"data": file_hash(data), "kb": kb, "config": config.model_dump(), "setup": dict(setup)},
         sort_keys=True,
     )
     digest = hashlib.sha256(blob.encode()).hexdigest()[:10]
@@ -473,17 +469,8 @@ def run_key(data: Path, kb: str, config: EvalConfig, setup: Mapping[str, str]) -
 
 
 def _read_records(path: Path) -> dict[str, EvalRecord]:
-    records: dict[str, EvalRecord] = {}
-    if not path.exists():
-        return records
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            # A run killed mid-write leaves a partial last line: skip it (the query reruns).
-            with contextlib.suppress(ValueError, ValidationError):
-                rec = EvalRecord.model_validate_json(line)
-                if not rec.error:
-                    records[rec.id] = rec
-    return records
+    # Partial lines (a run killed mid-write) are skipped by read_models: those queries rerun.
+    return {rec.id: rec for rec in read_models(path, EvalRecord) if not rec.error}
 
 
 def _prepare(
@@ -497,12 +484,6 @@ def _prepare(
         )
     )
     return _read_records(folder / "records.jsonl")
-
-
-def _append(path: Path, line: str) -> None:
-    # One line per finished query, flushed at once: a kill loses at most the queries in flight.
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write(line + "\n")
 
 
 def _write_reports(folder: Path, report: EvalReport) -> None:
@@ -579,7 +560,7 @@ async def arun_eval(
         nonlocal count
         async with write_lock:
             if not rec.error:
-                _append(records_path, rec.model_dump_json())
+                append_line(records_path, rec.model_dump_json())
             done[q.id] = rec
             count += 1
             if progress is not None:

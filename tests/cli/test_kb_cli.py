@@ -3,31 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from agentrag.cli import app
-from agentrag.cli._common import state
+from tests.cli.conftest import invoke
 from tests.conftest import REPO
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cli_state(monkeypatch: pytest.MonkeyPatch, embedder):
-    for key in [k for k in os.environ if k.startswith("AGENTRAG_")]:
-        monkeypatch.delenv(key)
-    # In-process commands share the session's real MiniLM (loading it per command is slow);
-    # the subprocess test below builds its own from settings, as a user's shell would.
-    import agentrag.embed
-
-    monkeypatch.setattr(agentrag.embed, "embedder_from_settings", lambda settings: embedder)
-    state._settings = None
-    yield
-    state._settings = None
 
 
 def tree(root: Path) -> Path:
@@ -37,11 +20,6 @@ def tree(root: Path) -> Path:
     (root / "notes" / "blob.txt").write_bytes(b"\x00\x01\x02")
     (root / "notes" / "draft.md").write_text("Unfinished draft about cats.")
     return root / "notes"
-
-
-def invoke(data: Path, *args: str):
-    state._settings = None
-    return CliRunner().invoke(app, ["--data-dir", str(data), *args])
 
 
 def test_ingest_list_stats_search_sync_delete(tmp_path: Path) -> None:

@@ -3,39 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from agentrag.cli import app
-from agentrag.cli._common import state
+from tests.cli.conftest import invoke
 from tests.conftest import REPO
 
 LEAN = REPO / "tests" / "premise" / "data"
 QR = LEAN / "eval" / "qr_small.json"
 MPR = LEAN / "eval" / "mpr_small.json"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cli_state(monkeypatch: pytest.MonkeyPatch, embedder):
-    for key in [k for k in os.environ if k.startswith("AGENTRAG_")]:
-        monkeypatch.delenv(key)
-    import agentrag.embed
-
-    monkeypatch.setattr(agentrag.embed, "embedder_from_settings", lambda settings: embedder)
-    state._settings = None
-    yield
-    state._settings = None
-
-
-def invoke(data: Path, *args: str):
-    state._settings = None
-    return CliRunner().invoke(app, ["--data-dir", str(data), *args])
 
 
 @pytest.fixture

@@ -1,0 +1,286 @@
+"""Question-answering evaluation on HotpotQA: shipped graphs side by side, resumable.
+
+Each question gets its own small knowledge base of its own context paragraphs (distractor
+setting: 10 paragraphs, 2 of them supporting), and the agent answers from it. One knowledge
+base per question is the setting HotpotQA defines (the task is to find the 2 supporting
+paragraphs among the 10 given); a pooled knowledge base of all loaded questions would make a
+question's difficulty depend on which others were loaded (``--limit``), so cached results
+would not be comparable across runs. The per-question base lives in memory (vectors) and a
+temporary folder (manifest, BM25); BM25 statistics over 10 paragraphs are weak, which the
+hybrid's dense side makes up for.
+
+Per question and graph: exact match, token F1 and answer containment against the gold
+answers (:mod:`agentrag.scoring.metrics`, SQuAD normalisation); ``sp_recall@2`` and ``@5``, the
+share of supporting paragraphs among the first 2 / 5 distinct paragraphs the agent ended with (its packed
+context in order, then the passages it dropped, in the order it dropped them); ``udcg``, the
+agent's own UDCG of its packed context (run-time proxy labels, 0 when the graph does not
+score it); and the costs: LLM calls, tokens and wall time.
+
+Example:
+    >>> items = read_hotpotqa("/work/shared/data/hotpotqa/dev250.jsonl", limit=10)  # doctest: +SKIP
+    >>> report = run_sync(arun_qa(items, ["rag"], settings=settings,
+    ...                           data=path, out_dir=Path("runs/qa")))              # doctest: +SKIP
+    >>> report.rows[0].metrics["f1"], report.rows[0].costs["llm_calls"]            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agentrag.errors import ConfigError, LLMConnectionError
+from agentrag.evaluation.report import EvalReport, ReportRow, write_reports
+from agentrag.evaluation.runner import Job, JobRecord, arun_jobs, file_hash, fingerprint
+
+if TYPE_CHECKING:
+    from agentrag.embed.base import Embedder
+    from agentrag.evaluation.data import QAItem
+    from agentrag.graph.context import ChatModel
+    from agentrag.rerank.base import Reranker
+    from agentrag.settings import Settings
+    from agentrag.types import Answer
+
+__all__ = [
+    "GRAPHS",
+    "QA_COSTS",
+    "QA_METRICS",
+    "SP_CUTOFFS",
+    "QAParts",
+    "arun_qa",
+    "case_scores",
+    "paragraph_order",
+    "score_answer",
+]
+
+GRAPHS = ("rag", "crag", "srr")
+"""The shipped question-answering graphs."""
+
+SP_CUTOFFS = (2, 5)
+"""Cut-offs of supporting-paragraph recall (2 = exactly the two supporting ones first)."""
+
+QA_METRICS = ["em", "f1", "contains", *(f"sp_recall@{k}" for k in SP_CUTOFFS), "udcg"]
+"""Quality columns of the QA report."""
+
+QA_COSTS = ["llm_calls", "tokens"]
+"""Cost columns (means per question)."""
+
+
+class QAParts:
+    """The models shared by every question of a run (loaded on first use).
+
+    Args:
+        settings: Endpoints and reranker settings.
+        embedder: Default: the settings' embedder.
+        llm: The generator. Default: the settings' generator endpoint.
+        reranker: Default: the settings' reranker.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        embedder: Embedder | None = None,
+        llm: ChatModel | None = None,
+        reranker: Reranker | None = None,
+    ) -> None:
+        from agentrag.embed import embedder_from_settings
+        from agentrag.llm import LLMClient
+        from agentrag.rerank import reranker_from_settings
+
+        self.settings = settings
+        self.embedder = embedder or embedder_from_settings(settings)
+        self.llm = llm or LLMClient.from_settings(settings, "generator")
+        self.reranker = (
+            reranker if reranker is not None else reranker_from_settings(settings, embedder=self.embedder)
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """What decides the answers besides the graph and the question."""
+        return {
+            "embedder": self.embedder.name,
+            "generator": str(getattr(getattr(self.llm, "endpoint", None), "model", type(self.llm).__name__)),
+            "reranker": getattr(self.reranker, "name", "none"),
+            "rerank": self.settings.rerank.model_dump(mode="json"),
+            "retrieval": self.settings.retrieval.model_dump(mode="json"),
+            "budgets": self.settings.budgets.model_dump(mode="json"),
+            "kb": self.settings.kb.model_dump(mode="json"),
+        }
+
+
+_TRANSPORT = ("LLMConnectionError", "LLMTimeoutError", "LLMServerError", "LLMRateLimitError")
+
+
+def _check_server(answer: Answer) -> None:
+    """Refuse an answer shaped by an unreachable server: it would be cached as a real result.
+
+    Nodes degrade on LLM failures (keep the question, skip reranking, abstain), which is right
+    for a user and wrong for an evaluation: the graph's quality is not what such a run measures.
+    Fallbacks caused by the model's own output (a parse failure) are part of what is measured.
+    """
+    transport = [e for e in answer.errors if any(name in e for name in _TRANSPORT)]
+    if transport or answer.outcome == "failed" or answer.usage.calls == 0:
+        why = transport[0] if transport else f"outcome {answer.outcome}, {answer.usage.calls} LLM calls"
+        raise LLMConnectionError(f"the run did not reach the model server ({why[:200]})")
+
+
+def paragraph_order(answer: Answer, paragraph_of: dict[str, str]) -> list[str]:
+    """Distinct paragraph ids in the order the agent ended with: context, then dropped."""
+    ids = [e.passage_id for e in answer.evidence] + [d.passage_id for d in answer.dropped]
+    order: list[str] = []
+    for pid in ids:
+        # Evidence ids may carry a ``#strip`` suffix after the chunk id.
+        para = paragraph_of.get(pid) or paragraph_of.get(pid.split("#")[0])
+        if para is not None and para not in order:
+            order.append(para)
+    return order
+
+
+def score_answer(
+    answer_text: str, gold: Sequence[str], order: Sequence[str], supporting: set[str]
+) -> dict[str, float]:
+    """EM, F1, containment, and the share of ``supporting`` among the first k of ``order``."""
+    from agentrag.scoring.metrics import qa_scores
+
+    out = qa_scores(answer_text, list(gold))
+    for k in SP_CUTOFFS:
+        out[f"sp_recall@{k}"] = len(set(order[:k]) & supporting) / len(supporting) if supporting else 0.0
+    return out
+
+
+def case_scores(item: QAItem, data: dict[str, Any]) -> dict[str, float]:
+    """A question's metrics from its record (computed at report time: new metrics need no rerun)."""
+    if not data:  # a failed job scores 0
+        return dict.fromkeys(QA_METRICS, 0.0)
+    supporting = {p.id for p in item.paragraphs if p.supporting}
+    out = score_answer(
+        str(data.get("answer", "")), item.answers, list(data.get("paragraphs", [])), supporting
+    )
+    out["udcg"] = float(data.get("udcg", 0.0))
+    return out
+
+
+async def _answer_one(item: QAItem, graph: str, parts: QAParts, root: Path) -> dict[str, Any]:
+    from agentrag.agent import Agent
+    from agentrag.ingest.loaders import Document
+    from agentrag.kb import KnowledgeBase
+    from agentrag.stores.memory import MemoryStore
+
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", item.id)[:60]
+    settings = parts.settings.model_copy(update={"data_dir": root / f"{graph}-{slug}"})
+    kb = KnowledgeBase.open(settings, "q", embedder=parts.embedder, store=MemoryStore())
+    try:
+        docs = [
+            Document(
+                source=f"hotpotqa/{item.id}/{p.id}", title=p.title, text=p.text, metadata={"paragraph": p.id}
+            )
+            for p in item.paragraphs
+        ]
+        await asyncio.to_thread(kb.ingest_documents, docs)
+        chunks = kb.get(kb.index_ids()["manifest"])
+        paragraph_of = {c.id: str(c.metadata.get("paragraph")) for c in chunks}
+        agent = Agent(
+            settings=settings,
+            knowledge_base=kb,
+            graph=graph,
+            llm=parts.llm,
+            reranker=parts.reranker,
+            embedder=parts.embedder,
+            checkpoint="none",
+        )
+        try:
+            answer = await agent.aask(item.question)
+        finally:
+            await agent.aclose()
+    finally:
+        kb.close()
+    _check_server(answer)
+    return {
+        "answer": answer.text,
+        "outcome": answer.outcome,
+        "paragraphs": paragraph_order(answer, paragraph_of),
+        "udcg": float(answer.udcg or 0.0),
+        "llm_calls": answer.usage.calls,
+        "tokens": answer.usage.total_tokens,
+    }
+
+
+async def arun_qa(
+    items: Sequence[QAItem],
+    graphs: Sequence[str],
+    *,
+    parts: QAParts,
+    data: Path,
+    out_dir: Path,
+    concurrency: int = 1,
+    setup: dict[str, str] | None = None,
+    progress: Callable[[int, int, JobRecord], None] | None = None,
+) -> EvalReport:
+    """Answer every question with every graph, score, and write the reports into ``out_dir``.
+
+    Args:
+        items: The questions (:func:`agentrag.evaluation.data.read_hotpotqa`).
+        graphs: Graph names, in report order (``rag``, ``crag``, ``srr``).
+        parts: Models shared by all questions.
+        data: The HotpotQA file (its hash is part of the cache key).
+        out_dir: Where ``records.jsonl``, ``results.json``, ``report.md``, ``report.png`` go.
+        concurrency: Questions in flight (the LLM server is the bottleneck; 1 on CPU).
+        setup: Extra lines for the report header.
+        progress: ``(done, total, record)`` after each question.
+
+    Returns:
+        The report (also written).
+
+    Raises:
+        ConfigError: An unknown graph name.
+    """
+    unknown = [g for g in graphs if g not in GRAPHS]
+    if unknown:
+        raise ConfigError(f"unknown graph(s) {unknown}", hint=f"use some of {', '.join(GRAPHS)}")
+    graphs = list(dict.fromkeys(graphs))
+    base = {**parts.describe(), "data": file_hash(data)}
+    prints = {g: fingerprint({**base, "graph": g}) for g in graphs}
+    by_id = {q.id: q for q in items}
+    jobs = [Job(system=g, fingerprint=prints[g], case=q.id) for g in graphs for q in items]
+    with tempfile.TemporaryDirectory(prefix="agentrag-qa-") as tmp:
+
+        async def work(job: Job) -> dict[str, Any]:
+            return await _answer_one(by_id[job.case], job.system, parts, Path(tmp))
+
+        done, reused = await arun_jobs(
+            jobs, work, records=out_dir / "records.jsonl", concurrency=concurrency, progress=progress
+        )
+    rows: list[ReportRow] = []
+    per_case: dict[str, dict[str, dict[str, float]]] = {}
+    for g in graphs:
+        recs = [done[Job(system=g, fingerprint=prints[g], case=q.id).key] for q in items]
+        scores = {r.case: case_scores(by_id[r.case], r.data) for r in recs}
+        costs = {r.case: {c: float(r.data.get(c, 0)) for c in QA_COSTS} for r in recs}
+        per_case[g] = {q: {**scores[q], **costs[q]} for q in scores}
+        n = max(len(recs), 1)
+        rows.append(
+            ReportRow(
+                name=g,
+                n=len(recs),
+                errors=sum(1 for r in recs if r.error),
+                metrics={m: sum(s[m] for s in scores.values()) / n for m in QA_METRICS},
+                costs={c: sum(s[c] for s in costs.values()) / n for c in QA_COSTS},
+                seconds=round(sum(r.seconds for r in recs), 3),
+            )
+        )
+    report = EvalReport(
+        kind="qa",
+        data=str(data),
+        cases=len(items),
+        columns=list(QA_METRICS),
+        cost_columns=list(QA_COSTS),
+        rows=rows,
+        setup=setup or {},
+        per_case=per_case,
+        reused=reused,
+    )
+    write_reports(out_dir, report)
+    return report
