@@ -52,10 +52,7 @@ def reranker_from_settings(
         from agentrag.rerank.prism import PrismConfig, PrismReranker
 
         llm = LLMClient.from_settings(settings, "reranker")
-        style = cfg.prism_prompt
-        if style == "auto":
-            style = "exact" if "prism" in (llm.model or "").lower() else "general"
-        make = PrismConfig if style == "exact" else PrismConfig.for_general_models
+        make = PrismConfig if cfg.prism_prompt == "exact" else PrismConfig.for_general_models
         config = make(generate_evidence=cfg.generate_evidence, max_document_chars=cfg.max_document_chars)
         return PrismReranker(llm, config, calibration=calibration)
     if cfg.kind == "embedding":

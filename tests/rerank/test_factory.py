@@ -19,17 +19,15 @@ def load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **env: str) -> Setting
     return Settings.load(config=None, data_dir=tmp_path)
 
 
-def test_prism_prompt_follows_the_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_prism_prompt_style(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     default = reranker_from_settings(load(tmp_path, monkeypatch))
-    assert isinstance(default, PrismReranker)
-    # SmolLM2 was not trained on Prism's format: worked examples, or every score is 0.5.
-    assert default.config.examples and default.config.think == "<think>\n\n</think>\n"
+    # The released Prism format by default: on a model not trained on it, scores tie and the
+    # retrieval order is kept (the worked-example prompt measured worse on SmolLM2).
+    assert isinstance(default, PrismReranker) and not default.config.examples
 
-    prism = reranker_from_settings(load(tmp_path, monkeypatch, RERANKER__MODEL="hosted_vllm/Prism-4B"))
-    assert isinstance(prism, PrismReranker) and not prism.config.examples
-
-    forced = reranker_from_settings(load(tmp_path, monkeypatch, RERANK__PRISM_PROMPT="exact"))
-    assert isinstance(forced, PrismReranker) and not forced.config.examples
+    general = reranker_from_settings(load(tmp_path, monkeypatch, RERANK__PRISM_PROMPT="general"))
+    assert isinstance(general, PrismReranker) and general.config.examples
+    assert general.config.think == "<think>\n\n</think>\n"
     evidence_off = reranker_from_settings(load(tmp_path, monkeypatch, RERANK__GENERATE_EVIDENCE="false"))
     assert isinstance(evidence_off, PrismReranker) and not evidence_off.config.generate_evidence
 
