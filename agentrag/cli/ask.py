@@ -155,7 +155,9 @@ class ChatSession:
         except AgentragError as exc:
             render_error(exc)
         except OSError as exc:
-            err_console.print(f"[bold red]error[/]: {exc}", highlight=False)
+            from rich.markup import escape
+
+            err_console.print(f"[bold red]error[/]: {escape(str(exc))}", highlight=False)
         return True
 
     def _switch(self, agent: Agent) -> None:
