@@ -126,7 +126,7 @@ class Agent:
         cls,
         settings: Settings | None = None,
         *,
-        kb: str = "default",
+        kb: str | None = None,
         graph: str | Path | GraphSpec = "rag",
         checkpoint: Literal["sqlite", "memory", "none"] = "sqlite",
         create: bool = True,
@@ -141,7 +141,7 @@ class Agent:
         from agentrag.rerank import reranker_from_settings
 
         settings = settings or Settings.load()
-        knowledge_base = KnowledgeBase.open(settings, kb, create=create)
+        knowledge_base = KnowledgeBase.open(settings, kb or settings.kb.default_name, create=create)
         llm = _generator(settings)
         reranker = reranker_from_settings(
             settings, embedder=knowledge_base.embedder, kb_dir=settings.kb_dir(knowledge_base.name)

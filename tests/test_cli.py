@@ -52,3 +52,20 @@ def test_ask_with_a_mistyped_kb_fails_and_creates_nothing(tmp_path) -> None:
     out = " ".join(res.output.split())  # rich wraps at the runner's 80 columns
     assert "kb.not_found" in out and "agentrag ingest PATH --kb NAME" in out
     assert not (tmp_path / "kb" / "nosuch").exists()
+
+
+def test_ask_uses_the_configured_default_kb(tmp_path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from agentrag.cli import app
+    from agentrag.cli._common import state
+
+    # With [kb] default_name = "notes", ingest and ask agree on the name without --kb.
+    monkeypatch.setenv("AGENTRAG_KB__DEFAULT_NAME", "notes")
+    state._settings = None
+    try:
+        res = CliRunner().invoke(app, ["--data-dir", str(tmp_path), "ask", "anything?"])
+    finally:
+        state._settings = None
+    out = " ".join(res.output.split())
+    assert res.exit_code == 1 and "no knowledge base named 'notes'" in out

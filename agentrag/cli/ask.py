@@ -17,10 +17,10 @@ if TYPE_CHECKING:
     from agentrag.types import Answer
 
 GraphOpt = Annotated[str, typer.Option("--graph", "-g", help="rag, crag, srr, premise, or a spec file.")]
-KbOpt = Annotated[str, typer.Option("--kb", help="Knowledge base name.")]
+KbOpt = Annotated[str | None, typer.Option("--kb", help="Knowledge base name (default: [kb] default_name).")]
 
 
-def _agent(graph: str, kb: str) -> Agent:
+def _agent(graph: str, kb: str | None) -> Agent:
     from agentrag.agent import Agent
 
     # Asking never creates a knowledge base: a mistyped --kb says so instead of answering
@@ -64,7 +64,7 @@ async def _stream(agent: Agent, question: str, thread_id: str | None, *, show_pr
 def ask(
     question: Annotated[str, typer.Argument(help="The question.")],
     graph: GraphOpt = "rag",
-    kb: KbOpt = "default",
+    kb: KbOpt = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the whole Answer as JSON (for scripts).")
     ] = False,
@@ -272,7 +272,7 @@ def _read_question(read: Any) -> str:
 @handle_errors
 def chat(
     graph: GraphOpt = "rag",
-    kb: KbOpt = "default",
+    kb: KbOpt = None,
     thread: Annotated[str | None, typer.Option(help="Resume a conversation by id.")] = None,
     list_threads: Annotated[bool, typer.Option("--list", help="List saved conversations and exit.")] = False,
 ) -> None:
@@ -284,6 +284,7 @@ def chat(
         for tid, info in data.items():
             console.print(f"{tid}  {info['started']}  {info['turns']} turns  [dim]{info['first'][:60]}[/]")
         return
+    kb = kb or settings.kb.default_name
     agent = _agent(graph, kb)
     session = ChatSession(agent, graph=graph, kb=kb, thread=thread or uuid.uuid4().hex[:12], index=index)
     console.print(
