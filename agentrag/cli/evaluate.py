@@ -47,7 +47,13 @@ def _show(report: EvalReport, out: Path) -> None:
 
     from agentrag.evaluation.report import report_markdown
 
-    console.print(Markdown(report_markdown(report)))
+    text = report_markdown(report)
+    if console.is_terminal:
+        console.print(Markdown(text))
+    else:
+        # Piped or redirected: the markdown itself, whole (rich would squeeze the table into
+        # 80 columns and cut every cell).
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
     extra = f" ({report.reused} results reused from an earlier run)" if report.reused else ""
     console.print(f"[dim]results.json, report.md, report.png in {out}{extra}[/]", highlight=False)
 

@@ -71,6 +71,8 @@ def test_eval_retrieval_on_a_scifact_slice(tmp_path: Path, scifact_slice: Path) 
     table = (out / "report.md").read_text()
     for c in CONFIGS:
         assert f"| {c} | {N_QUERIES} |" in table
+        # Not a terminal: the markdown rows are printed whole, not squeezed into 80 columns.
+        assert any(line.startswith(f"| {c} | {N_QUERIES} |") for line in res.output.splitlines())
     for row in results["rows"]:
         assert set(row["metrics"]) == {"ndcg@10", "recall@10", "recall@100", "mrr", "map"}
         assert all(0.0 <= v <= 1.0 for v in row["metrics"].values()), row
