@@ -9,6 +9,7 @@ has a calibration, to ``Passage.scores["rerank_p"]``.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -195,9 +196,11 @@ def fallback_result(
 
 
 class BaseReranker:
-    """Shared plumbing: the sync wrapper and an optional calibration.
+    """Shared plumbing: score-then-select, the sync wrapper and an optional calibration.
 
-    Subclasses implement :meth:`arerank` (most through :meth:`_scores` and :func:`select`).
+    A score-only reranker implements :meth:`ascore`; the default :meth:`arerank` times it and
+    orders and selects through :func:`select`. Rerankers with more phases (Prism) override
+    :meth:`arerank`.
     """
 
     calibration: Calibration | None = None
@@ -205,6 +208,10 @@ class BaseReranker:
     @property
     def name(self) -> str:
         return type(self).__name__
+
+    async def ascore(self, query: str, passages: Sequence[Passage]) -> list[float]:
+        """One raw score per passage, in input order."""
+        raise NotImplementedError
 
     async def arerank(
         self,
@@ -214,7 +221,27 @@ class BaseReranker:
         top_n: int | None = None,
         threshold: float | None = None,
     ) -> RerankResult:
-        raise NotImplementedError
+        """Score every passage (:meth:`ascore`), then order and select."""
+        t0 = time.perf_counter()
+        scores = await self.ascore(query, passages)
+        return self._selected(passages, scores, top_n=top_n, threshold=threshold, t0=t0)
+
+    def _selected(
+        self,
+        passages: Sequence[Passage],
+        scores: Sequence[float],
+        *,
+        top_n: int | None,
+        threshold: float | None,
+        t0: float,
+    ) -> RerankResult:
+        kept, dropped = select(
+            passages, scores, top_n=top_n, threshold=threshold, calibration=self.calibration
+        )
+        elapsed = time.perf_counter() - t0
+        return RerankResult(
+            passages=kept, dropped=dropped, reranker=self.name, timings={"score": elapsed, "total": elapsed}
+        )
 
     def rerank(
         self,

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentrag.errors import AgentragError, RerankError
-from agentrag.rerank.base import BaseReranker, RerankResult, document_text, fallback_result, select
+from agentrag.rerank.base import BaseReranker, RerankResult, document_text, fallback_result
 from agentrag.types import Passage
 
 if TYPE_CHECKING:
@@ -122,31 +122,13 @@ class CrossEncoderReranker(BaseReranker):
             scores = model.predict(pairs, batch_size=self.batch_size, show_progress_bar=False)
         return [float(s) for s in scores]
 
-    async def arerank(
-        self,
-        query: str,
-        passages: Sequence[Passage],
-        *,
-        top_n: int | None = None,
-        threshold: float | None = None,
-    ) -> RerankResult:
-        """Score every pair in a worker thread, then order and select.
+    async def ascore(self, query: str, passages: Sequence[Passage]) -> list[float]:
+        """Score every pair in a worker thread (the model call blocks).
 
         Raises:
             RerankError: The model cannot be loaded (a configuration error, not a fallback case).
         """
-        t0 = time.perf_counter()
-        scores = await asyncio.to_thread(self.predict, query, passages)
-        kept, dropped = select(
-            passages, scores, top_n=top_n, threshold=threshold, calibration=self.calibration
-        )
-        elapsed = time.perf_counter() - t0
-        return RerankResult(
-            passages=kept,
-            dropped=dropped,
-            reranker=self.name,
-            timings={"score": elapsed, "total": elapsed},
-        )
+        return await asyncio.to_thread(self.predict, query, passages)
 
 
 class VLLMRerankReranker(BaseReranker):
@@ -203,10 +185,4 @@ class VLLMRerankReranker(BaseReranker):
                 reason=f"scoring failed ({exc.code}: {exc.message}); kept the retrieval order",
                 elapsed=time.perf_counter() - t0,
             )
-        kept, dropped = select(
-            passages, scores, top_n=top_n, threshold=threshold, calibration=self.calibration
-        )
-        elapsed = time.perf_counter() - t0
-        return RerankResult(
-            passages=kept, dropped=dropped, reranker=self.name, timings={"score": elapsed, "total": elapsed}
-        )
+        return self._selected(passages, scores, top_n=top_n, threshold=threshold, t0=t0)

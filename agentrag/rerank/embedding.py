@@ -32,13 +32,12 @@ Example:
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from agentrag.rerank.base import BaseReranker, RerankResult, document_text, select
+from agentrag.rerank.base import BaseReranker, document_text
 from agentrag.types import Passage
 
 if TYPE_CHECKING:
@@ -137,22 +136,3 @@ class EmbeddingPRFReranker(BaseReranker):
         docs = await self.embedder.aembed_documents([document_text(p) for p in passages])
         scores = prf_scores(q, docs, k=self.k, alpha=self.alpha, beta=self.beta, feedback=self.feedback)
         return [float(s) for s in scores]
-
-    async def arerank(
-        self,
-        query: str,
-        passages: Sequence[Passage],
-        *,
-        top_n: int | None = None,
-        threshold: float | None = None,
-    ) -> RerankResult:
-        """Embed (cached), re-score with the enriched query, order and select."""
-        t0 = time.perf_counter()
-        scores = await self.ascore(query, passages)
-        kept, dropped = select(
-            passages, scores, top_n=top_n, threshold=threshold, calibration=self.calibration
-        )
-        elapsed = time.perf_counter() - t0
-        return RerankResult(
-            passages=kept, dropped=dropped, reranker=self.name, timings={"score": elapsed, "total": elapsed}
-        )
