@@ -143,6 +143,10 @@ def ingest(
         typer.echo(report.model_dump_json(indent=2))
     else:
         _summary(report, base.name)
+    if report.missing:
+        for path in report.missing:
+            err_console.print(f"[red]error[/]: no such file or directory: {path}", highlight=False)
+        raise typer.Exit(1)
 
 
 @app.command("list")
@@ -233,7 +237,7 @@ def delete(
 def search(
     name: Annotated[str, typer.Argument(help="Knowledge base name.")],
     query: Annotated[str, typer.Argument(help="What to look for.")],
-    k: Annotated[int, typer.Option("-k", help="Passages to show.")] = 5,
+    k: Annotated[int, typer.Option("-k", min=1, help="Passages to show (at least 1).")] = 5,
     mode: Annotated[str, typer.Option(help="hybrid, bm25 or dense.")] = "hybrid",
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:

@@ -61,7 +61,9 @@ def sentence_starts(text: str) -> set[int]:
 def _hash(*parts: str) -> str:
     h = hashlib.sha256()
     for part in parts:
-        h.update(part.encode("utf-8"))
+        # surrogateescape: a file name that is not UTF-8 hashes as its raw bytes (os.fsencode)
+        # instead of raising.
+        h.update(part.encode("utf-8", "surrogateescape"))
         h.update(b"\x00")
     return h.hexdigest()[:32]
 

@@ -15,11 +15,13 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+import stat
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from agentrag.types import MetadataValue
 
 __all__ = [
+    "MISSING",
     "TEXT_SUFFIXES",
     "Document",
     "Skipped",
@@ -38,6 +41,7 @@ __all__ = [
     "load_file",
     "load_paths",
     "match_glob",
+    "source_name",
 ]
 
 log = logging.getLogger(__name__)
@@ -81,6 +85,32 @@ class Skipped(BaseModel):
 
     reason: str
     """Why it was skipped, for the user."""
+
+
+# -- names ----------------------------------------------------------------------------------
+
+
+def source_name(path: str | Path) -> str:
+    r"""The absolute path of a file as a source string, whatever its name is made of.
+
+    Never raises: a symlink loop or an over-long path keeps the lexical absolute path, and a
+    name that is not valid UTF-8 (kept by Python as lone surrogates) is spelled from its raw
+    bytes (``os.fsencode``) with ``\\xNN`` escapes, so it can be hashed and stored.
+    """
+    try:
+        resolved = Path(path).expanduser().resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
+        resolved = Path(os.path.abspath(Path(path).expanduser()))
+    return os.fsencode(resolved).decode("utf-8", "backslashreplace")
+
+
+def _stem(path: Path) -> str:
+    # The file name as a title: a name that is not UTF-8 is spelled from its bytes.
+    return os.fsencode(path.stem).decode("utf-8", "backslashreplace")
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc)
 
 
 # -- globbing -------------------------------------------------------------------------------
@@ -144,14 +174,19 @@ def _selected(relpath: str, include: Sequence[str], exclude: Sequence[str]) -> b
 
 
 def iter_files(
-    root: Path, *, include: Sequence[str] = (), exclude: Sequence[str] = ()
+    root: Path,
+    *,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    on_error: Callable[[OSError], None] | None = None,
 ) -> Iterator[tuple[Path, str]]:
     """Files under ``root`` that pass the globs, as ``(path, path relative to root)``, sorted.
 
     Without ``include`` only suffixes in :data:`TEXT_SUFFIXES` are taken; the rest are
-    reported by :func:`load_paths` as skipped.
+    reported by :func:`load_paths` as skipped. A folder that cannot be listed is passed to
+    ``on_error`` (and left out).
     """
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in os.walk(root, onerror=on_error):
         rel_dir = Path(dirpath).relative_to(root).as_posix()
         rel_dir = "" if rel_dir == "." else rel_dir + "/"
         # Prune excluded folders early (a `.git` or `node_modules` can be huge).
@@ -184,7 +219,9 @@ def _decode(data: bytes) -> tuple[str | None, str]:
 
 
 def _normalise_newlines(text: str) -> str:
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    # NULs past the sniffed prefix are dropped too: they are never text, and downstream
+    # (tokenizers, SQLite text, the store) treat them inconsistently.
+    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
 
 
 # -- formats --------------------------------------------------------------------------------
@@ -345,7 +382,7 @@ def _load_pdf(path: Path, source: str) -> Document | Skipped:
     return Document(
         source=source,
         text=text,
-        title=meta_title or path.stem,
+        title=meta_title or _stem(path),
         metadata={"pages": len(pages)},
         page_starts=tuple(starts),
     )
@@ -410,10 +447,49 @@ def _row_metadata(row: dict[str, Any]) -> dict[str, MetadataValue]:
     return out
 
 
+def _not_regular(path: Path) -> str:
+    """Why ``path`` cannot be read as a file ("" if it can): checked before anything opens it."""
+    try:
+        st = path.stat()
+    except RuntimeError:
+        return "symlink loop"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symlink loop"
+        if exc.errno == errno.ENAMETOOLONG:
+            return "path too long for the OS (PATH_MAX / NAME_MAX)"
+        if exc.errno == errno.ENOENT and path.is_symlink():
+            return "broken symlink"
+        return f"cannot read: {_why(exc)}"
+    if stat.S_ISDIR(st.st_mode):
+        return "is a directory"
+    if not stat.S_ISREG(st.st_mode):
+        kind = "FIFO" if stat.S_ISFIFO(st.st_mode) else "socket" if stat.S_ISSOCK(st.st_mode) else "device"
+        # Opening a FIFO blocks until a writer appears: an ingest would hang holding the lock.
+        return f"not a regular file ({kind}): not opened"
+    return ""
+
+
+def _read_regular(path: Path) -> bytes | None:
+    """The bytes of a regular file; ``None`` if it turned out not to be one (never blocks)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            return handle.read()
+    finally:
+        os.close(fd)
+
+
 def load_file(path: Path, *, source: str | None = None) -> Iterator[Document | Skipped]:
     """Load one file: one document, or one per row for JSONL; a :class:`Skipped` on failure."""
-    display = source or path.resolve().as_posix()
+    display = source or source_name(path)
     suffix = path.suffix.lower()
+    why = _not_regular(path)
+    if why:
+        yield Skipped(source=display, reason=why)
+        return
     if suffix == ".jsonl":
         yield from _jsonl_rows(path, display)
         return
@@ -421,9 +497,12 @@ def load_file(path: Path, *, source: str | None = None) -> Iterator[Document | S
         yield _load_pdf(path, display)
         return
     try:
-        data = path.read_bytes()
+        data = _read_regular(path)
     except OSError as exc:
-        yield Skipped(source=display, reason=f"cannot read: {exc.strerror or exc}")
+        yield Skipped(source=display, reason=f"cannot read: {_why(exc)}")
+        return
+    if data is None:
+        yield Skipped(source=display, reason="not a regular file (FIFO, socket or device): not opened")
         return
     text, why = _decode(data)
     if text is None:
@@ -432,11 +511,11 @@ def load_file(path: Path, *, source: str | None = None) -> Iterator[Document | S
     text = _normalise_newlines(text)
     if suffix in _HTML:
         text, title = html_to_text(text)
-        title = title or path.stem
+        title = title or _stem(path)
     elif suffix in _MARKDOWN:
-        title = _markdown_title(text) or path.stem
+        title = _markdown_title(text) or _stem(path)
     else:
-        title = path.stem
+        title = _stem(path)
     if not text.strip():
         yield Skipped(source=display, reason="empty file")
         return
@@ -452,24 +531,60 @@ def expand_paths(
     """The files :func:`load_paths` would load, and a :class:`Skipped` for each it would not.
 
     A directory is walked (``include``/``exclude`` globs relative to it); a file named directly
-    is always taken.
+    is always taken. Nothing here raises for one odd entry: a folder that cannot be listed,
+    a symlink loop, a FIFO, a path past the OS limit each become a :class:`Skipped` line.
     """
     for raw in paths:
         path = Path(raw).expanduser()
-        if path.is_dir():
-            for file, _rel in iter_files(path, include=include, exclude=exclude):
+        try:
+            is_dir = path.is_dir()
+        except OSError:
+            is_dir = False
+        if is_dir:
+            errors: list[OSError] = []
+            for file, _rel in iter_files(path, include=include, exclude=exclude, on_error=errors.append):
+                while errors:
+                    yield _walk_error(errors.pop(0))
                 if not include and file.suffix.lower() not in TEXT_SUFFIXES:
                     yield Skipped(
-                        source=file.resolve().as_posix(),
+                        source=source_name(file),
                         reason=f"no loader for '{file.suffix or file.name}' files "
                         "(name it in --include to read it as text)",
                     )
                     continue
+                why = _not_regular(file) or _beir_side_file(file)
+                if why:
+                    yield Skipped(source=source_name(file), reason=why)
+                    continue
                 yield file
-        elif path.exists():
-            yield path
+            for exc in errors:
+                yield _walk_error(exc)
+        elif os.path.lexists(path):
+            why = _not_regular(path)
+            if why:
+                yield Skipped(source=source_name(path), reason=why)
+            else:
+                yield path
         else:
-            yield Skipped(source=path.resolve().as_posix(), reason="no such file or directory")
+            yield Skipped(source=source_name(path), reason=MISSING)
+
+
+MISSING = "no such file or directory"
+"""The reason :func:`expand_paths` gives for a named path that does not exist."""
+
+
+def _beir_side_file(file: Path) -> str:
+    # A BEIR folder holds corpus.jsonl beside queries.jsonl: the queries are not documents.
+    if file.name == "queries.jsonl" and (file.parent / "corpus.jsonl").is_file():
+        return "BEIR queries file, not documents (only corpus.jsonl is ingested from a BEIR folder)"
+    return ""
+
+
+def _walk_error(exc: OSError) -> Skipped:
+    where = source_name(exc.filename) if exc.filename else "(folder)"
+    if exc.errno == errno.ENAMETOOLONG:
+        return Skipped(source=where, reason="folder path too long for the OS (PATH_MAX): not read")
+    return Skipped(source=where, reason=f"folder not readable: {_why(exc)}")
 
 
 def load_paths(

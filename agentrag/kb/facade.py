@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from agentrag._async import run_sync
-from agentrag.errors import KBBusyError, KBNotFoundError, RetrievalError, StoreError
+from agentrag.errors import ConfigError, IngestError, KBBusyError, KBNotFoundError, RetrievalError, StoreError
 from agentrag.ingest.manifest import Manifest
 from agentrag.kb.lock import WriterLock
 from agentrag.kb.models import MANIFEST, IngestProgress, IngestReport, KBStats, SearchMode
@@ -69,8 +71,14 @@ class KnowledgeBase:
         self.embedder = embedder
         self.kb_settings = kb_settings
         self.retrieval = retrieval
-        directory.mkdir(parents=True, exist_ok=True)
-        self.manifest = Manifest(directory / MANIFEST)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            self.manifest = Manifest(directory / MANIFEST)
+        except (OSError, sqlite3.OperationalError) as exc:
+            raise ConfigError(
+                f"cannot open knowledge base {name!r} in {directory}: {exc}",
+                hint="set data_dir in the config file (or AGENTRAG_DATA_DIR) to a writable folder",
+            ) from exc
         self._closed = False
         self._check_embedder()
         self._stores = StoreHandle(store, store_factory, self.manifest.version)
@@ -133,10 +141,17 @@ class KnowledgeBase:
         Example:
             >>> kb = KnowledgeBase.open(Settings.load(), "notes")  # doctest: +SKIP
         """
+        if name is not None and not isinstance(name, str):
+            raise StoreError(
+                f"knowledge base name must be a string, not {type(name).__name__}", hint="e.g. 'notes'"
+            )
+        if not isinstance(create, bool):
+            raise StoreError(f"create must be True or False, not {create!r}")
         name = name or settings.kb.default_name
         directory = settings.kb_dir(name)
         if not create and not (directory / MANIFEST).exists():
             raise KBNotFoundError(f"no knowledge base named {name!r} under {settings.data_dir}")
+        _check_directory(directory, settings.data_dir, writable=create)
         if embedder is None:
             from agentrag.embed import embedder_from_settings
 
@@ -283,6 +298,22 @@ class KnowledgeBase:
         """
         if self._closed:
             raise StoreError(f"knowledge base {self.name!r} is closed")
+        if isinstance(paths, str | Path):
+            paths = [paths]  # one path, not its characters
+        paths = list(paths)
+        for p in paths:
+            if not isinstance(p, str | Path):
+                raise IngestError(
+                    f"paths must be file or folder paths, not {type(p).__name__}",
+                    hint='e.g. kb.ingest(["docs/"])',
+                )
+        for label, globs in (("include", include), ("exclude", exclude)):
+            if globs is not None and (isinstance(globs, str) or not all(isinstance(g, str) for g in globs)):
+                raise IngestError(
+                    f"{label} must be a list of glob strings, not {globs!r}", hint='e.g. ["*.md"]'
+                )
+        if progress is not None and not callable(progress):
+            raise IngestError("progress must be a callable taking an IngestProgress")
         return self.writer.ingest(paths, include=include, exclude=exclude, prune=prune, progress=progress)
 
     async def aingest(
@@ -323,6 +354,8 @@ class KnowledgeBase:
         """Remove documents by source (a file path removes its JSONL rows too). Returns how many."""
         if self._closed:
             raise StoreError(f"knowledge base {self.name!r} is closed")
+        if isinstance(sources, str) or not all(isinstance(x, str) for x in sources):
+            raise StoreError("sources must be a list of source strings", hint='e.g. ["/abs/path/file.md"]')
         return self.writer.delete_sources(sources)
 
     # -- search -----------------------------------------------------------------------------
@@ -360,9 +393,24 @@ class KnowledgeBase:
         if self._closed:
             raise RetrievalError(f"knowledge base {self.name!r} is closed")
         cfg = self.retrieval
+        if not isinstance(query, str):
+            raise RetrievalError(
+                f"query must be a string, not {type(query).__name__}", hint='e.g. kb.search("vitamin D")'
+            )
+        k = cfg.k if k is None else _positive_int("k", k)
+        if candidates is not None:
+            candidates = _positive_int("candidates", candidates)
+        if mode is not None and mode not in ("hybrid", "bm25", "dense"):
+            raise RetrievalError(f"unknown search mode {mode!r}", hint="use hybrid, bm25 or dense")
+        if fusion is not None and fusion not in ("rrf", "convex"):
+            raise RetrievalError(f"unknown fusion {fusion!r}", hint="use rrf or convex")
+        if alpha is not None and (
+            isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0.0 <= alpha <= 1.0
+        ):
+            raise RetrievalError(f"alpha must be a number in [0, 1], not {alpha!r}", hint="e.g. alpha=0.5")
         return await self.searcher.asearch(
             query,
-            k or cfg.k,
+            k,
             mode or cfg.mode,
             filters,
             fusion=fusion,
@@ -396,6 +444,8 @@ class KnowledgeBase:
 
     def get(self, ids: Sequence[str]) -> list[Chunk]:
         """Chunks by id, in that order (unknown ids are left out)."""
+        if isinstance(ids, str) or not all(isinstance(i, str) for i in ids):
+            raise RetrievalError("ids must be a list of chunk id strings", hint='e.g. kb.get(["3f2a..."])')
         found = self.manifest.live_by_ids(list(ids))
         return [found[i] for i in ids if i in found]
 
@@ -454,3 +504,34 @@ class KnowledgeBase:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RetrievalError(
+            f"{name} must be a whole number, not {type(value).__name__} {value!r}", hint=f"e.g. {name}=5"
+        )
+    if value < 1:
+        raise RetrievalError(f"{name} must be at least 1, not {value}", hint=f"e.g. {name}=5")
+    return value
+
+
+def _check_directory(directory: Path, data_dir: Path, *, writable: bool) -> None:
+    """A typed error (not a traceback) when the data directory cannot hold a knowledge base."""
+    hint = "set data_dir in the config file (or AGENTRAG_DATA_DIR) to a writable folder"
+    # The nearest existing ancestor decides: a file in the way, or a folder we cannot write.
+    probe = directory
+    while not os.path.lexists(probe) and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(
+            f"cannot use {directory} for a knowledge base: {probe} is not a folder",
+            hint=hint,
+            data_dir=str(data_dir),
+        )
+    if writable and not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"cannot write a knowledge base under {probe}: permission denied",
+            hint=hint,
+            data_dir=str(data_dir),
+        )

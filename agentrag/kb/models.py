@@ -38,6 +38,9 @@ class IngestReport(BaseModel):
     skipped: list[Skipped] = Field(default_factory=list)
     """Files or rows not loaded, with the reason."""
 
+    missing: list[str] = Field(default_factory=list)
+    """Paths named to ingest that do not exist (the CLI exits non-zero when there are any)."""
+
     chunks_added: int = 0
     """Chunks written to the store."""
 

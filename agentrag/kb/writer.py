@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -25,8 +26,8 @@ import numpy as np
 from agentrag._faults import crashpoint
 from agentrag.errors import IngestError, KBBusyError, StoreError
 from agentrag.ingest.chunking import TokenChunker, content_hash, doc_id
-from agentrag.ingest.loaders import Document, Skipped, expand_paths, load_file
-from agentrag.ingest.manifest import store_metadata
+from agentrag.ingest.loaders import MISSING, Document, Skipped, expand_paths, load_file, source_name
+from agentrag.ingest.manifest import DocRow, store_metadata
 from agentrag.kb.lock import WriterLock
 from agentrag.kb.models import IngestProgress, IngestReport
 from agentrag.stores.base import VectorRecord
@@ -100,7 +101,6 @@ class Writer:
         self.write_step = 512
         """Vectors per store call inside a batch (crash points sit between calls)."""
         self._seen: set[str] = set()
-        self._protected: set[str] = set()
         self.recovered = 0
         """Documents rolled back since the last report (reported by the next ingest)."""
 
@@ -317,12 +317,18 @@ class Writer:
         """
         inc = list(include if include is not None else self.kb_settings.include)
         exc = list(exclude if exclude is not None else self.kb_settings.exclude)
-        specs = [(Path(p).expanduser().resolve(), inc, exc) for p in paths]
+        named = [Path(p).expanduser() for p in paths]
+        missing = [source_name(p) for p in named if not os.path.lexists(p)]
+        specs = [(_absolute(p), inc, exc) for p in named]
         with self.writing():
             for path, i, e in specs:
-                if path.exists():
+                # A root whose name is not UTF-8 cannot be stored as text and found again by
+                # sync (which would then prune it as gone): such a root is ingested, not kept.
+                if (path.is_dir() or path.is_file()) and source_name(path) == str(path):
                     self.manifest.add_root(path.as_posix(), i, e)
-            return self._run(specs, prune=prune, progress=progress)
+            report = self._run(specs, prune=prune, progress=progress)
+            report.missing = missing
+            return report
 
     async def aingest(
         self,
@@ -376,6 +382,7 @@ class Writer:
             streams, progress=progress, files_total=len(files), bytes_total=sum(sizes.values()), sizes=sizes
         )
         report.skipped[:0] = skipped
+        self._redact(report)
         if prune:
             t0 = time.perf_counter()
             removed, chunks = self._prune(specs, report)
@@ -401,7 +408,6 @@ class Writer:
         self.recovered = 0
         known = self.manifest.document_hashes()
         self._seen = set()
-        self._protected = set()
         batch: list[_Planned] = []
         batch_chunks = 0
         embedded = 0
@@ -459,13 +465,11 @@ class Writer:
 
         try:
             for path, stream in streams:
-                current = path.as_posix() if path is not None else "(documents)"
+                current = source_name(path) if path is not None else "(documents)"
                 file_text_bytes = 0
                 for item in stream:
                     if isinstance(item, Skipped):
                         report.skipped.append(item)
-                        if path is not None and item.source == path.as_posix():
-                            self._protected.add(item.source)  # unreadable now: keep what we had
                         continue
                     if item.source in self._seen:
                         report.skipped.append(
@@ -503,17 +507,56 @@ class Writer:
         report.seconds = time.perf_counter() - t0
         return report
 
+    def _redact(self, report: IngestReport) -> None:
+        """Remove what a file that is now empty, binary or unreadable had in the knowledge base.
+
+        What a user blanks or makes unreadable must stop being served: its old chunks go,
+        and its skip line says so.
+        """
+        keep_reasons = (MISSING, "duplicate source in this run")
+        gone = {
+            s.source: i
+            for i, s in enumerate(report.skipped)
+            if "#" not in s.source and s.reason not in keep_reasons and not s.reason.startswith("no loader")
+        }
+        if not gone:
+            return
+        doomed: dict[str, list[DocRow]] = {}
+        for doc in self.manifest.documents():
+            file = doc.source.split("#", 1)[0]
+            if file in gone and doc.source not in self._seen:
+                doomed.setdefault(file, []).append(doc)
+        if not doomed:
+            return
+        docs = [d for group in doomed.values() for d in group]
+        ids = self.manifest.prepare_delete([d.doc_id for d in docs])
+        crashpoint("after-prepare-delete")
+        self.store.delete(ids)
+        self.store.flush()
+        self.manifest.commit_delete([d.doc_id for d in docs])
+        for file, group in doomed.items():
+            i = gone[file]
+            old = report.skipped[i]
+            report.skipped[i] = Skipped(
+                source=old.source,
+                reason=f"{old.reason}; its earlier {len(group)} document(s) were removed from the index",
+            )
+        report.removed += len(docs)
+        report.chunks_removed += len(ids)
+        self.sidecar.current(rebuild=_yes)
+        log.info("removed %d document(s) whose files became empty, binary or unreadable", len(docs))
+
     def _prune(
         self, specs: Sequence[tuple[Path, list[str], list[str]]], report: IngestReport
     ) -> tuple[int, int]:
-        roots = [(p.as_posix(), p.is_dir() or not p.exists()) for p, _, _ in specs]
+        roots = [(source_name(p), p.is_dir() or not p.exists()) for p, _, _ in specs]
         doomed = []
         for doc in self.manifest.documents():
             file = doc.source.split("#", 1)[0]
             under = any(
                 file == root or (is_dir and file.startswith(root.rstrip("/") + "/")) for root, is_dir in roots
             )
-            if under and doc.source not in self._seen and file not in self._protected:
+            if under and doc.source not in self._seen:
                 doomed.append(doc)
         if not doomed:
             return 0, 0
@@ -548,6 +591,14 @@ def _records(chunks: Sequence[Chunk], vectors: NDArray[np.float32]) -> list[Vect
         VectorRecord(id=c.id, vector=vectors[i], text=c.text, metadata=store_metadata(c))
         for i, c in enumerate(chunks)
     ]
+
+
+def _absolute(path: Path) -> Path:
+    """``path`` made absolute, symlinks resolved where that works (never raises)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop
+        return Path(os.path.abspath(path))
 
 
 def _size(path: Path) -> int:
