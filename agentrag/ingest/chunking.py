@@ -24,7 +24,7 @@ import bisect
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from agentrag.ingest.loaders import Document
 from agentrag.types import Chunk, MetadataValue
@@ -92,8 +92,92 @@ def content_hash(document: Document, fingerprint: str) -> str:
     return _hash("content", fingerprint, document.title, meta, pages, document.text)
 
 
+_WINDOW_CHARS = 65_536
+"""Characters tokenized at a time: the token spans of a whole 50 MB document take gigabytes."""
+
+_CONTEXT = 64
+"""Characters looked at before a candidate sentence start (and 8 after) to recognise it."""
+
+
+def _starts_sentence(text: str, at: int) -> bool:
+    """Whether a sentence (paragraph, list item, heading) begins at offset ``at``.
+
+    The same patterns as :func:`sentence_starts`, checked in a small neighbourhood, so long
+    documents are never scanned whole.
+    """
+    lo = max(0, at - _CONTEXT)
+    seg = text[lo : at + 8]
+    rel = at - lo
+    for rx in (_SENTENCE_END, _PARAGRAPH, _LIST_ITEM):
+        for m in rx.finditer(seg):
+            if m.end() == rel:
+                return True
+            if m.start() >= rel:
+                break
+    return False
+
+
+class _Spans:
+    """Token spans of a text, tokenized window by window and forgotten once passed.
+
+    Windows end at whitespace (tokenizers split there, so the spans equal the whole text's);
+    a token longer than ``piece`` characters (a run with no spaces, which a word-piece
+    tokenizer turns into one ``[UNK]``) is cut into ``piece``-character pseudo-tokens so the
+    character cap can hold.
+    """
+
+    def __init__(self, text: str, token_spans: TokenSpans, *, piece: int, window: int | None = None) -> None:
+        self.text = text
+        self.fn = token_spans
+        self.piece = max(1, piece)
+        self.window = max(window or _WINDOW_CHARS, 2 * self.piece)
+        self.pos = 0
+        self.base = 0
+        self.buf: list[tuple[int, int]] = []
+
+    @property
+    def done(self) -> bool:
+        return self.pos >= len(self.text)
+
+    def _more(self) -> None:
+        text = self.text
+        end = min(self.pos + self.window, len(text))
+        if end < len(text):
+            # Back off to whitespace so no token straddles two windows.
+            cut = max(text.rfind(" ", self.pos, end), text.rfind("\n", self.pos, end))
+            if cut > self.pos:
+                end = cut
+        offset = self.pos
+        for ra, rb in self.fn(text[offset:end]):
+            if rb <= ra:
+                continue
+            a, b = ra + offset, rb + offset
+            while b - a > self.piece:
+                self.buf.append((a, a + self.piece))
+                a += self.piece
+            self.buf.append((a, b))
+        self.pos = end
+
+    def ensure(self, n: int) -> int:
+        """Load spans until there are ``n`` (or the text ends); returns how many there are."""
+        while self.base + len(self.buf) < n and not self.done:
+            self._more()
+        return self.base + len(self.buf)
+
+    def __getitem__(self, b: int) -> tuple[int, int]:
+        return self.buf[b - self.base]
+
+    def forget_before(self, b: int) -> None:
+        """Drop spans before index ``b`` (never needed again)."""
+        if b - self.base > 8192:
+            del self.buf[: b - self.base]
+            self.base = b
+
+
 class TokenChunker:
-    """Cuts text into windows of at most ``chunk_tokens`` model tokens.
+    """Cuts text into windows of at most ``chunk_tokens`` model tokens and ``max_chars`` characters.
+
+    Text is tokenized in windows of 64k characters, so memory does not grow with the document.
 
     Args:
         token_spans: Character spans of the model's tokens in a text (``embedder.token_spans``).
@@ -102,6 +186,9 @@ class TokenChunker:
             (fewer when a sentence starts inside the overlap: the next chunk starts there).
         respect_sentences: End a chunk at a sentence start found in the second half of the
             window; otherwise (and when there is none) at a word boundary.
+        max_chars: Most characters in one chunk (default ``max(256, 12 * chunk_tokens)``): a
+            run with no spaces is one token to a word-piece tokenizer, and would otherwise
+            become one chunk however long it is.
     """
 
     def __init__(
@@ -111,18 +198,24 @@ class TokenChunker:
         chunk_tokens: int,
         overlap_tokens: int = 32,
         respect_sentences: bool = True,
+        max_chars: int | None = None,
     ) -> None:
         if chunk_tokens < 1:
             raise ValueError("chunk_tokens must be at least 1")
+        if max_chars is not None and max_chars < 16:
+            raise ValueError("max_chars must be at least 16")
         self.token_spans = token_spans
         self.chunk_tokens = chunk_tokens
         self.overlap_tokens = max(0, min(overlap_tokens, chunk_tokens // 2))
         self.respect_sentences = respect_sentences
+        self.max_chars = max_chars or max(256, 12 * chunk_tokens)
 
     @property
     def fingerprint(self) -> str:
         """Identifies the settings (part of every document's content hash)."""
-        return f"tok{self.chunk_tokens}/ov{self.overlap_tokens}/s{int(self.respect_sentences)}"
+        return (
+            f"tok{self.chunk_tokens}/ov{self.overlap_tokens}/s{int(self.respect_sentences)}/c{self.max_chars}"
+        )
 
     def split(self, text: str, *, chunk_tokens: int | None = None) -> list[tuple[int, int]]:
         """Character spans ``(start, end)`` of the chunks of ``text``.
@@ -131,40 +224,53 @@ class TokenChunker:
             text: The text.
             chunk_tokens: Override the window for this text (e.g. minus a title's tokens).
         """
-        spans = [(a, b) for a, b in self.token_spans(text) if b > a]
-        n = len(spans)
-        if n == 0:
-            return []
+        return list(self.iter_split(text, chunk_tokens=chunk_tokens))
+
+    def iter_split(self, text: str, *, chunk_tokens: int | None = None) -> Iterator[tuple[int, int]]:
+        """:meth:`split`, one span at a time (memory bounded by the window, not the text)."""
         size = max(1, chunk_tokens or self.chunk_tokens)
-        if n <= size:
-            return [(spans[0][0], spans[-1][1])]  # fits whole: no boundaries to look for
+        cap = self.max_chars
+        spans = _Spans(text, self.token_spans, piece=max(1, cap // 2))
+        if spans.ensure(1) == 0:
+            return
         overlap = min(self.overlap_tokens, size // 2)
-        starts = sentence_starts(text) if self.respect_sentences else set()
 
         def sentence_at(b: int) -> bool:
-            return spans[b][0] in starts
+            return _starts_sentence(text, spans[b][0])
 
         def word_at(b: int) -> bool:
             return spans[b][0] > spans[b - 1][1]
 
-        out: list[tuple[int, int]] = []
         i = 0
-        while i < n:
+        while True:
+            n = spans.ensure(i + size + 1)
             j = min(i + size, n)
+            # The character cap: the most tokens from i whose text fits in `cap` characters.
+            first = spans[i][0]
+            if spans[j - 1][1] - first > cap:
+                lo, hi = i + 1, j  # spans[lo - 1] fits (a piece is at most cap // 2 long)
+                while lo < hi:
+                    mid = (lo + hi + 1) // 2
+                    if spans[mid - 1][1] - first <= cap:
+                        lo = mid
+                    else:
+                        hi = mid - 1
+                j = lo
             cut = j
             if j < n:
-                floor = i + max(1, size // 2)
+                floor = i + max(1, min(size, j - i) // 2)
                 found = None
                 if self.respect_sentences:
                     found = next((b for b in range(j, floor - 1, -1) if sentence_at(b)), None)
                 if found is None:
                     found = next((b for b in range(j, floor - 1, -1) if word_at(b)), None)
                 cut = found if found is not None else j
-            out.append((spans[i][0], spans[cut - 1][1]))
+            yield (first, spans[cut - 1][1])
             if cut >= n:
-                break
-            i = max(self._next_start(i, cut, overlap, sentence_at, word_at), i + 1)
-        return out
+                return
+            nxt = max(self._next_start(i, cut, overlap, sentence_at, word_at), i + 1)
+            spans.forget_before(nxt)
+            i = nxt
 
     def _next_start(
         self,
@@ -197,10 +303,9 @@ class TokenChunker:
         """
         # A title may take at most half the window: the chunk text is what is being indexed.
         size = self.chunk_tokens - min(reserve_tokens, self.chunk_tokens // 2)
-        spans = self.split(document.text, chunk_tokens=size)
         did = doc_id(document.source)
         chunks: list[Chunk] = []
-        for seq, (start, end) in enumerate(spans):
+        for seq, (start, end) in enumerate(self.iter_split(document.text, chunk_tokens=size)):
             text = document.text[start:end]
             metadata: dict[str, MetadataValue] = dict(document.metadata)
             if document.page_starts:

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import errno
+import itertools
 import json
 import logging
 import os
@@ -482,6 +483,118 @@ def _read_regular(path: Path) -> bytes | None:
         os.close(fd)
 
 
+PART_CHARS = 1_000_000
+"""A text file larger than this many bytes is read in parts of about this many characters."""
+
+_READ = 1 << 20
+
+
+def _size_of(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _blocks(path: Path) -> Iterator[bytes]:
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        while block := os.read(fd, _READ):
+            yield block
+    finally:
+        os.close(fd)
+
+
+def _text_parts(path: Path, display: str, *, markdown: bool) -> Iterator[Document | Skipped]:
+    """A large text file as consecutive documents ``<file>#part-NNNN``, read in 1 MB blocks.
+
+    Memory stays bounded whatever the file's size (a whole 50 MB file as one document takes
+    gigabytes to chunk and write). Each part is cut at a paragraph or line end near
+    :data:`PART_CHARS`; its chunks' spans index into the part, and ``char_offset`` in the
+    metadata says where the part starts in the file. The file is checked whole (binary,
+    UTF-8) before any part is yielded, so a bad file is one skip line, never half ingested.
+    """
+    import codecs
+
+    try:
+        first = True
+        check = codecs.getincrementaldecoder("utf-8-sig")()
+        offset = 0
+        for block in _blocks(path):
+            if first:
+                if block.startswith((b"\xff\xfe", b"\xfe\xff")):
+                    yield Skipped(
+                        source=display, reason="UTF-16 text over 1 MB is not supported; convert to UTF-8"
+                    )
+                    return
+                if b"\x00" in block[:_SNIFF_BYTES]:
+                    yield Skipped(source=display, reason="binary file (NUL bytes)")
+                    return
+                first = False
+            try:
+                check.decode(block)
+            except UnicodeDecodeError as exc:
+                bad = offset + exc.start
+                yield Skipped(
+                    source=display, reason=f"not UTF-8 text (byte 0x{block[exc.start]:02x} at offset {bad})"
+                )
+                return
+            offset += len(block)
+        check.decode(b"", final=True)
+    except UnicodeDecodeError as exc:
+        yield Skipped(source=display, reason=f"not UTF-8 text (truncated sequence at the end: {exc.reason})")
+        return
+    except OSError as exc:
+        yield Skipped(source=display, reason=f"cannot read: {_why(exc)}")
+        return
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    buf = ""
+    title = ""
+    part = 0
+    start = 0  # characters of the (newline-normalised) file before `buf`
+    yielded = False
+
+    def cut_point(text: str) -> int:
+        for sep in ("\n\n", "\n", " "):
+            at = text.rfind(sep, PART_CHARS // 2, PART_CHARS)
+            if at > 0:
+                return at + len(sep)
+        return PART_CHARS
+
+    try:
+        blocks: Iterator[bytes | None] = itertools.chain(_blocks(path), [None])
+        for raw in blocks:
+            final = raw is None
+            text = decoder.decode(raw or b"", final=final)
+            buf += text
+            # Hold a trailing "\r" back: it may be the first half of a "\r\n" in the next block.
+            while len(buf) > PART_CHARS or (final and buf):
+                at = len(buf) if final and len(buf) <= PART_CHARS else cut_point(buf)
+                piece, buf = buf[:at], buf[at:]
+                if not final and piece.endswith("\r"):
+                    piece, buf = piece[:-1], "\r" + buf
+                clean = _normalise_newlines(piece)
+                if part == 0:
+                    title = (_markdown_title(clean) if markdown else "") or _stem(path)
+                if clean.strip():
+                    yield Document(
+                        source=f"{display}#part-{part:04d}",
+                        text=clean,
+                        title=title,
+                        metadata={"part": part, "char_offset": start},
+                    )
+                    yielded = True
+                part += 1
+                start += len(clean)
+    except OSError as exc:
+        yield Skipped(source=display, reason=f"cannot read: {_why(exc)}")
+        return
+    if not yielded:
+        yield Skipped(source=display, reason="empty file")
+
+
 def load_file(path: Path, *, source: str | None = None) -> Iterator[Document | Skipped]:
     """Load one file: one document, or one per row for JSONL; a :class:`Skipped` on failure."""
     display = source or source_name(path)
@@ -495,6 +608,9 @@ def load_file(path: Path, *, source: str | None = None) -> Iterator[Document | S
         return
     if suffix == ".pdf":
         yield _load_pdf(path, display)
+        return
+    if suffix not in _HTML and _size_of(path) > PART_CHARS:
+        yield from _text_parts(path, display, markdown=suffix in _MARKDOWN)
         return
     try:
         data = _read_regular(path)

@@ -155,3 +155,31 @@ def test_minilm_long_document(embedder, overlap: int) -> None:
         assert all(b.start < a.end for a, b in itertools.pairwise(chunks))
     else:
         assert all(b.start >= a.end for a, b in itertools.pairwise(chunks))
+
+
+def test_a_run_with_no_spaces_is_cut_by_the_character_cap(embedder) -> None:
+    # MiniLM's tokenizer turns a 200 KB word into one [UNK]: before the cap, one 200,000-char chunk.
+    text = "Intro sentence here. " + "x" * 200_000 + " The end."
+    chunker = TokenChunker(embedder.token_spans, chunk_tokens=embedder.max_tokens, overlap_tokens=32)
+    chunks = chunker.chunk(Document(source="run", text=text))
+    assert max(len(c.text) for c in chunks) <= chunker.max_chars == 12 * embedder.max_tokens
+    assert all(c.text == text[c.start : c.end] for c in chunks)
+    assert chunks[0].start == 0 and chunks[-1].end == len(text)
+    assert sum(len(c.text) for c in chunks) >= 200_000
+
+
+def test_windowed_tokenization_equals_whole_text() -> None:
+    from agentrag.ingest import chunking
+
+    rng = random.Random(5)
+    words = ["alpha", "beta.", "Gamma", "delta,", "\n\n", "Epsilon!", "zeta"]
+    text = " ".join(rng.choice(words) for _ in range(20_000))
+    chunker = TokenChunker(regex_token_spans, chunk_tokens=50, overlap_tokens=10)
+    windowed = chunker.split(text)
+    old = chunking._WINDOW_CHARS
+    chunking._WINDOW_CHARS = 10**9  # one window: the whole text at once
+    try:
+        whole = chunker.split(text)
+    finally:
+        chunking._WINDOW_CHARS = old
+    assert windowed == whole

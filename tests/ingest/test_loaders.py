@@ -138,3 +138,31 @@ def test_html_to_text_entities_and_blocks() -> None:
     # &nbsp; reads as a space; <br> is a line break; blocks are separated by a blank line.
     assert text == "A B\n\nC\nD"
     assert title == ""
+
+
+def test_nuls_past_the_sniffed_prefix_are_stripped(tmp_path: Path) -> None:
+    from agentrag.ingest.loaders import load_file
+
+    f = tmp_path / "late_nul.txt"
+    f.write_bytes(b"a" * 9000 + b" tail\x00 text\x00.")
+    (doc,) = load_file(f)
+    assert isinstance(doc, Document) and "\x00" not in doc.text and doc.text.endswith("tail text.")
+
+
+def test_large_text_file_is_read_in_parts(tmp_path: Path) -> None:
+    from agentrag.ingest.loaders import PART_CHARS, load_file
+
+    line = "Line of text number {i} with words.\r\n"
+    f = tmp_path / "big.md"
+    f.write_text("# Big Title\n\n" + "".join(line.format(i=i) for i in range(90_000)), newline="")
+    parts = list(load_file(f))
+    assert len(parts) > 2 and all(isinstance(p, Document) for p in parts)
+    assert all(len(p.text) <= PART_CHARS and p.title == "Big Title" for p in parts)
+    whole = f.read_text()  # universal newlines, as the loader normalises them
+    assert "".join(p.text for p in parts) == whole
+    assert [p.metadata["char_offset"] for p in parts[:2]] == [0, len(parts[0].text)]
+    assert parts[1].source.endswith("big.md#part-0001")
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"ok text " * 200_000 + b"\xff")
+    (skip,) = load_file(bad)
+    assert isinstance(skip, Skipped) and "not UTF-8" in skip.reason
