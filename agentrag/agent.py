@@ -118,6 +118,9 @@ class Agent:
         self._per_loop: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, tuple[Graph, contextlib.AsyncExitStack]
         ] = weakref.WeakKeyDictionary()
+        # One-shot asks (no thread_id) run without a checkpointer: nobody can resume or continue
+        # a random thread, and writing each to checkpoints.sqlite grew it without bound.
+        self._one_shot: Graph | None = None
 
     # ------------------------------------------------------------------ construction
 
@@ -177,9 +180,13 @@ class Agent:
 
     # ------------------------------------------------------------------ internals
 
-    async def _graph(self) -> Graph:
+    async def _graph(self, *, saved: bool = True) -> Graph:
         from agentrag.graph import load_graph, open_checkpointer
 
+        if not saved:
+            if self._one_shot is None:
+                self._one_shot = load_graph(self.spec, checkpointer=None)
+            return self._one_shot
         loop = asyncio.get_running_loop()
         entry = self._per_loop.get(loop)
         if entry is None:
@@ -240,9 +247,14 @@ class Agent:
         """
         from agentrag.llm import usage_scope
 
-        graph = await self._graph()
+        one_shot = thread_id is None and question is not None
+        graph = await self._graph(saved=not one_shot)
         thread = thread_id or uuid.uuid4().hex
-        state = None if question is None else await self._initial_state(graph, question, thread, budget)
+        state = (
+            None
+            if question is None
+            else await self._initial_state(graph, question, None if one_shot else thread, budget)
+        )
         run_usage = Usage()
         t0 = time.perf_counter()
         final: RAGState | None = None
@@ -250,7 +262,7 @@ class Agent:
             async for event in graph.astream(
                 state,
                 context=self._context(run_usage),
-                thread_id=thread if self.checkpoint != "none" else None,
+                thread_id=thread if self.checkpoint != "none" and not one_shot else None,
             ):
                 if event.kind == "state":
                     final = event.state
