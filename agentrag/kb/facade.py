@@ -223,6 +223,11 @@ class KnowledgeBase:
         return self._stores.store
 
     @property
+    def _bm25(self) -> BM25Index | None:
+        # For bench/retrieval.py (which times the BM25 side alone): the index loaded now.
+        return self.sidecar.index
+
+    @property
     def recovered(self) -> int:
         """Documents rolled back from an interrupted write and not yet reported."""
         return self.writer.recovered

@@ -166,3 +166,29 @@ def test_large_text_file_is_read_in_parts(tmp_path: Path) -> None:
     bad.write_bytes(b"ok text " * 200_000 + b"\xff")
     (skip,) = load_file(bad)
     assert isinstance(skip, Skipped) and "not UTF-8" in skip.reason
+
+
+def test_unreadable_folder_is_a_skip_line(tmp_path: Path, monkeypatch) -> None:
+    # Tests run as root here, where chmod 000 does not stop reading: make listing fail instead.
+    import os
+
+    from agentrag.ingest.loaders import expand_paths
+
+    (tmp_path / "ok").mkdir()
+    (tmp_path / "ok" / "a.txt").write_text("fine")
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked" / "b.txt").write_text("hidden")
+    real = os.scandir
+
+    def scandir(path=".", *a, **k):
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    items = list(expand_paths([tmp_path]))
+    files = [i for i in items if isinstance(i, Path)]
+    skipped = [i for i in items if isinstance(i, Skipped)]
+    assert [f.name for f in files] == ["a.txt"]
+    assert len(skipped) == 1 and skipped[0].source.endswith("locked")
+    assert skipped[0].reason == "folder not readable: Permission denied"
