@@ -4,8 +4,13 @@ Supported: plain text, Markdown (kept as written, so citations quote the file), 
 only, via the standard library's ``html.parser``), PDF (``pypdf``, the ``pdf`` extra), and JSONL
 corpora, BEIR's ``corpus.jsonl`` included (one document per row, source ``<file>#<_id>``).
 
-Nothing is dropped silently: a file that cannot be read, is binary, is not UTF-8, or has no
-loader comes back as a :class:`Skipped` with the reason, and so does a malformed JSONL row.
+Nothing is dropped silently and nothing odd aborts a walk: a file that cannot be read, is
+binary, is not UTF-8, or has no loader comes back as a :class:`Skipped` with the reason, and so
+do a malformed JSONL row, a symlink loop, a FIFO/socket/device (never opened: a FIFO would
+block), a folder that cannot be listed and a path past the OS limit. File names that are not
+UTF-8 are spelled from their bytes (:func:`source_name`). A text file over :data:`PART_CHARS`
+bytes is read in blocks and becomes consecutive documents ``<file>#part-NNNN``. In a BEIR
+folder (``corpus.jsonl`` beside ``queries.jsonl``) only the corpus is read.
 
 Example:
     >>> from agentrag.ingest.loaders import load_paths
