@@ -138,14 +138,17 @@ def test_sync_removes_deleted_files_and_adds_new(make_kb, tmp_path: Path) -> Non
     assert kb.stats().roots == sorted([root.as_posix(), (root / "sub").as_posix()])
 
 
-def test_unreadable_file_keeps_its_old_chunks(make_kb, tmp_path: Path) -> None:
+def test_undecodable_file_loses_its_old_chunks(make_kb, tmp_path: Path) -> None:
+    # Issue 12: what a user makes unreadable must stop being served (it used to be kept).
     root = write_tree(tmp_path / "docs")
     kb = make_kb()
     kb.ingest([root])
     (root / "dogs.txt").write_bytes(b"\xff\xfe\x00garbage" * 3 + b"\xd8")  # now undecodable
     report = kb.sync()
-    assert report.removed == 0 and len(report.skipped) == 1
-    assert any(c.source.endswith("dogs.txt") for c in kb.get(consistent(kb)))
+    assert report.removed == 1 and len(report.skipped) == 1
+    assert "removed from the index" in report.skipped[0].reason
+    assert not any(c.source.endswith("dogs.txt") for c in kb.get(consistent(kb)))
+    assert not any(p.source.endswith("dogs.txt") for p in kb.search("loyal dog guards", k=5))
 
 
 def test_filters_apply_to_both_sides(make_kb, tmp_path: Path) -> None:
