@@ -268,9 +268,9 @@ def test_recovery_rolls_back_unsettled_documents(
     dog_chunks = sum(1 for c in kb.get(good) if c.source.endswith("dogs.txt"))
     (root / "dogs.txt").write_text("Dogs changed their text entirely. New sentence here.")
     (doc,) = load_file(root / "dogs.txt")
-    plan = kb._plan(doc, kb.manifest.document_hashes())
+    plan = kb.writer._plan(doc, kb.manifest.document_hashes())
     assert plan is not None
-    vectors = kb._embed_batch([plan])
+    vectors = kb.writer._embed_batch([plan])
     to_add, _ = kb.manifest.prepare(
         [(plan.chunks[0].doc_id, doc.source, plan.chash, len(doc.text), plan.chunks)]
     )
@@ -278,7 +278,10 @@ def test_recovery_rolls_back_unsettled_documents(
     store.flush()
     kb.close()
     reopened = KnowledgeBase.open(settings, "r", embedder=fake, store=MemoryStore(tmp_path / "v.npz"))
-    assert reopened.recovered == 1
+    # Opening to search repairs nothing, and search reads committed chunks only meanwhile.
+    assert reopened.recovered == 0 and reopened.stats().unsettled_documents == 1
+    assert not any(p.source.endswith("dogs.txt") for p in reopened.search("changed entirely", k=10))
+    assert reopened.recover() == 1
     ids = consistent(reopened)
     assert len(ids) == len(good) - dog_chunks  # the interrupted document is rolled back whole
     assert not any(c.source.endswith("dogs.txt") for c in reopened.get(ids))
@@ -300,6 +303,8 @@ def test_repair_fills_and_trims_the_store(settings: Settings, fake: FakeEmbedder
     kb.store.flush()
     kb.close()
     again = KnowledgeBase.open(settings, "p", embedder=fake, store=MemoryStore(tmp_path / "v.npz"))
+    assert again.store.count() == len(ids) - 1  # a search-only open repairs nothing
+    again.recover()
     assert consistent(again) == ids
     again.close()
 
