@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from agentrag.embed.base import Embedder
     from agentrag.ingest.loaders import Document
     from agentrag.retrieve.bm25 import BM25Index
+    from agentrag.retrieve.fusion import Normalization
     from agentrag.settings import KBSettings, RetrievalSettings, Settings
     from agentrag.stores.base import VectorStore
 
@@ -337,6 +338,7 @@ class KnowledgeBase:
         fusion: Literal["rrf", "convex"] | None = None,
         alpha: float | None = None,
         candidates: int | None = None,
+        normalization: Normalization | None = None,
     ) -> list[Passage]:
         """Search the knowledge base.
 
@@ -349,6 +351,8 @@ class KnowledgeBase:
             fusion: ``rrf`` or ``convex`` (default ``[retrieval] fusion``).
             alpha: Convex-combination weight of the dense side (default ``[retrieval] alpha``).
             candidates: Hits taken from each side before fusion (default ``[retrieval] candidates``).
+            normalization: Score normalisation of the convex combination (default
+                ``[retrieval] normalization``).
 
         Returns:
             Passages, best first, with ``scores`` per stage (``bm25``, ``dense``, and ``rrf`` or
@@ -368,6 +372,7 @@ class KnowledgeBase:
             fusion=fusion,
             alpha=alpha,
             candidates=candidates,
+            normalization=normalization,
         )
 
     def search(
