@@ -193,9 +193,26 @@ def run_kind(kind: str, args: argparse.Namespace) -> dict[str, float]:
     t_hybrid = timed(lambda i: loop.run_until_complete(hybrid(i)), args.queries)
     loop.close()
 
-    got = [{int(i[1:]) for i, _ in store.candidates(q, 10)} for q in qvecs]
     truth = exact_top(matrix, qvecs, 10)
-    recall = statistics.mean(len(g & t) / 10 for g, t in zip(got, truth, strict=True))
+
+    def recall_at_10() -> float:
+        got = [{int(i[1:]) for i, _ in store.candidates(q, 10)} for q in qvecs]
+        return statistics.mean(len(g & t) / 10 for g, t in zip(got, truth, strict=True))
+
+    recall = recall_at_10()
+    for ef in args.sweep_ef:
+        # ef_search is tunable on an existing collection: reopen with it, as the KB would.
+        store.close()
+        store = ChromaStore.persistent(
+            folder / "chroma", "bench", batch_size=100_000, hnsw=hnsw.model_copy(update={"ef_search": ef})
+        )
+        probe = store.candidates
+        probe(qvecs[0], depth)
+        lat = timed(lambda i, probe=probe: probe(qvecs[i], depth), args.queries)
+        print(
+            f"[{kind}] ef_search {ef:4d}: ANN recall@10 {recall_at_10():.3f}, "
+            f"candidates p50 {pct(lat, 0.5):.1f} ms p95 {pct(lat, 0.95):.1f} ms"
+        )
 
     rows = {
         f"{kind}: {depth} candidates (ids+scores)": t_cand,
@@ -232,6 +249,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--hnsw-batch", type=int, default=HnswSettings().batch_size)
     parser.add_argument("--sync-threshold", type=int, default=HnswSettings().sync_threshold)
+    parser.add_argument(
+        "--sweep-ef",
+        type=lambda v: [int(x) for x in v.split(",") if x],
+        default=[],
+        help="Also measure recall and latency at these ef_search values (e.g. 50,200,400).",
+    )
     parser.add_argument("--keep", action="store_true", help="Keep the built store on disk.")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "retrieval")
     args = parser.parse_args()
