@@ -1,27 +1,43 @@
-"""Scale: one million synthetic chunks through the real write path, then hybrid query latency.
+"""Hybrid search at scale: build a store of N synthetic chunks, then ANN recall and latency.
 
-Run: .venv/bin/python bench/retrieval.py [--n 1000000] [--queries 200] [--backend chroma]
+Run: .venv/bin/python bench/retrieval.py [--n 1000000] [--kind uniform|clustered|both]
+     [--queries 200] [--m 16] [--ef-construction 100] [--ef-search 100] [--threads 2]
 
-Chunks are synthetic: a random unit 384-d vector each and ~40 words drawn from a Zipf
-distribution over a 50k-word vocabulary (so BM25 posting lists look like text's). Embedding is
-excluded: a lookup "embedder" hands back the pre-drawn vectors, so what is timed is the
-store side of `KnowledgeBase.ingest_documents`: chunking, manifest (SQLite) two-phase writes,
-the vector store, and the BM25 rebuild.
+Vectors are 384-d unit vectors of two kinds:
 
-Printed: ingest rate (chunks/s) and where the time went; peak RSS; query latency p50/p95 for
-hybrid search (`KnowledgeBase.asearch`, k=10, 100 candidates per side, query embedding excluded)
-next to the same queries against bm25s alone (`BM25Index.search`) and the store alone
-(`store.search`), so fusion overhead is a ratio.
+- ``uniform``: isotropic Gaussian, normalised (the worst case for HNSW: no structure).
+- ``clustered``: embedding-like. 2,000 cluster centres in a 48-d subspace mapped into 384-d,
+  each point its centre plus Gaussian noise in the subspace and a little in the full space;
+  nearest neighbours have cosine ~0.7-0.9, as sentence embeddings of related passages do.
+  Queries are stored vectors perturbed (a query lands near documents, as a real one does).
+
+Each chunk also has ~40 words drawn from a Zipf distribution over a 50k-word vocabulary, so the
+BM25 side (bm25s, the KB's own :class:`~agentrag.retrieve.bm25.BM25Index`) has realistic
+posting lists. Embedding is excluded.
+
+What is timed, per vector kind:
+
+- build: ``store.upsert`` in batches of the store's maximum (vectors/s), BM25 index build;
+- ``candidates`` alone (ids + similarities: what hybrid search asks the store for), next to
+  ``search`` (the old path: text and metadata for every candidate) for contrast;
+- BM25 alone;
+- hybrid: both sides concurrently in threads (as the KB searcher runs them), convex fusion
+  (the default), and the final k records read back: p50/p95 and the ratio to the slower side;
+- ANN recall@10: the store's candidates against exact numpy search on the same vectors.
+
+Memory: vectors are generated in blocks and kept once (float32, 1.5 GB at 1M) for the exact
+search; Chroma holds its own copy plus the graph.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
+import shutil
 import statistics
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,14 +45,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agentrag.embed.base import CachedEmbedder, regex_token_spans  # noqa: E402
-from agentrag.ingest.loaders import Document  # noqa: E402
-from agentrag.kb import KnowledgeBase  # noqa: E402
-from agentrag.settings import Settings  # noqa: E402
+from agentrag.retrieve.bm25 import BM25Index  # noqa: E402
+from agentrag.retrieve.fusion import convex  # noqa: E402
+from agentrag.settings import BM25Settings, HnswSettings  # noqa: E402
+from agentrag.stores.base import VectorRecord  # noqa: E402
+from agentrag.stores.chroma import ChromaStore  # noqa: E402
 
 DIM = 384
 VOCAB = 50_000
 WORDS = 40
+BLOCK = 50_000
 
 
 def rss() -> tuple[float, float]:
@@ -48,188 +66,206 @@ def rss() -> tuple[float, float]:
     return int(fields["VmRSS"].split()[0]) / 2**20, int(fields["VmHWM"].split()[0]) / 2**20
 
 
-class LookupEmbedder(CachedEmbedder):
-    """Returns pre-drawn vectors for known texts (no model): embedding is not what is measured."""
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self._dim = dim
-        self.table: dict[str, np.ndarray] = {}
-
-    @property
-    def model_id(self) -> str:
-        return "lookup"
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    @property
-    def normalized(self) -> bool:
-        return True
-
-    @property
-    def max_tokens(self) -> int:
-        return 512
-
-    def token_spans(self, text: str) -> list[tuple[int, int]]:
-        return regex_token_spans(text)
-
-    def _embed_batch(self, texts: list[str]) -> np.ndarray:
-        return np.stack([self.table.pop(t) for t in texts])
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-class TimedStore:
-    """Wraps a store and adds up the time spent in its write calls."""
+class Vectors:
+    """Deterministic synthetic vectors of one kind, generated block by block."""
 
-    def __init__(self, inner) -> None:
-        self.inner = inner
-        self.write_seconds = 0.0
+    def __init__(self, kind: str, seed: int = 0) -> None:
+        self.kind = kind
+        rng = np.random.default_rng(seed)
+        self.basis = np.linalg.qr(rng.normal(size=(DIM, 48)))[0].T.astype(np.float32)  # 48 x 384
+        self.centres = rng.normal(size=(2000, 48)).astype(np.float32)
 
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
+    def block(self, rng: np.random.Generator, m: int) -> np.ndarray:
+        if self.kind == "uniform":
+            return _unit(rng.normal(size=(m, DIM)))
+        which = rng.integers(0, len(self.centres), size=m)
+        latent = self.centres[which] + 0.45 * rng.normal(size=(m, 48)).astype(np.float32)
+        full = latent @ self.basis + 0.08 * rng.normal(size=(m, DIM)).astype(np.float32)
+        return _unit(full)
 
-    def upsert(self, records) -> None:
-        t0 = time.perf_counter()
-        self.inner.upsert(records)
-        self.write_seconds += time.perf_counter() - t0
-
-    def delete(self, ids) -> None:
-        t0 = time.perf_counter()
-        self.inner.delete(ids)
-        self.write_seconds += time.perf_counter() - t0
-
-
-def synthetic(n: int, emb: LookupEmbedder, seed: int = 0) -> Iterator[Document]:
-    rng = np.random.default_rng(seed)
-    vocab = np.array([f"w{i}" for i in range(VOCAB)])
-    done = 0
-    while done < n:
-        m = min(50_000, n - done)
-        vecs = rng.normal(size=(m, DIM)).astype(np.float32)
-        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-        words = rng.zipf(1.2, size=(m, WORDS)) % VOCAB
-        for j in range(m):
-            i = done + j
-            text = " ".join(vocab[words[j]]) + f" id{i}."
-            emb.table[text] = vecs[j]
-            yield Document(source=f"syn#{i}", text=text, metadata={"bucket": i % 10})
-        done += m
+    def queries(self, rng: np.random.Generator, stored: np.ndarray, q: int) -> np.ndarray:
+        if self.kind == "uniform":
+            return _unit(rng.normal(size=(q, DIM)))
+        picks = stored[rng.integers(0, len(stored), size=q)]
+        return _unit(picks + 0.04 * rng.normal(size=picks.shape).astype(np.float32))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--n", type=int, default=1_000_000)
-    parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--backend", default="chroma", choices=["chroma", "memory", "qdrant"])
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "retrieval")
-    args = parser.parse_args()
+def pct(xs: list[float], p: float) -> float:
+    return sorted(xs)[min(len(xs) - 1, int(p * len(xs)))] * 1000
 
-    data_dir = args.out / f"{args.backend}-{args.n}"
-    if data_dir.exists():
-        import shutil
 
-        shutil.rmtree(data_dir)
-    settings = Settings.load(
-        config=None,
-        data_dir=data_dir,
-        kb={
-            "store": {"backend": args.backend, "batch_size": 5000},
-            "embed_batch": 5000,
-            "embed_title": False,
-        },
+def timed(fn, n: int) -> list[float]:
+    out = []
+    for i in range(n):
+        t = time.perf_counter()
+        fn(i)
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def exact_top(matrix: np.ndarray, queries: np.ndarray, k: int) -> list[set[int]]:
+    out = []
+    for start in range(0, len(queries), 16):
+        sims = queries[start : start + 16] @ matrix.T
+        top = np.argpartition(-sims, k, axis=1)[:, :k]
+        out.extend(set(row.tolist()) for row in top)
+    return out
+
+
+def run_kind(kind: str, args: argparse.Namespace) -> dict[str, float]:
+    folder = args.out / f"{kind}-{args.n}"
+    shutil.rmtree(folder, ignore_errors=True)
+    hnsw = HnswSettings(
+        space=args.space,
+        max_neighbors=args.m,
+        ef_construction=args.ef_construction,
+        ef_search=args.ef_search,
+        num_threads=args.threads,
+        batch_size=args.hnsw_batch,
+        sync_threshold=args.sync_threshold,
     )
-    from agentrag.stores import open_store
-
-    emb = LookupEmbedder(DIM)
-    store = TimedStore(open_store(settings.kb.store, "syn", settings.kb_dir("syn")))
-    kb = KnowledgeBase.open(settings, "syn", embedder=emb, store=store)
-    kb.write_step = 5000
-    print(f"{args.n:,} synthetic chunks, backend {args.backend}; RSS at start {rss()[0]:.2f} GiB")
-
-    t0 = time.perf_counter()
-    report = kb.ingest_documents(synthetic(args.n, emb))
-    took = time.perf_counter() - t0
-    other = took - store.write_seconds - report.index_seconds - report.embed_seconds
-    print(
-        f"ingest: {report.chunks_added:,} chunks in {took:.1f}s = {report.chunks_added / took:,.0f} chunks/s "
-        f"(store writes {store.write_seconds:.1f}s = "
-        f"{report.chunks_added / max(store.write_seconds, 1e-9):,.0f}/s; "
-        f"BM25 rebuild {report.index_seconds:.1f}s; lookup 'embedding' {report.embed_seconds:.1f}s; "
-        f"chunking + manifest + bookkeeping {other:.1f}s)"
-    )
-    cur, peak = rss()
-    print(f"RSS after ingest {cur:.2f} GiB, peak {peak:.2f} GiB")
-    disk = sum(f.stat().st_size for f in data_dir.rglob("*") if f.is_file())
-    print(f"on disk: {disk / 2**30:.2f} GiB")
-
-    # Queries: 4 words of mid frequency; vectors drawn near a random stored chunk's.
+    store = ChromaStore.persistent(folder / "chroma", "bench", batch_size=100_000, hnsw=hnsw)
+    gen = Vectors(kind)
     rng = np.random.default_rng(1)
-    qwords = rng.integers(50, 2000, size=(args.queries, 4))
+    vocab = np.array([f"w{i}" for i in range(VOCAB)])
+    matrix = np.empty((args.n, DIM), dtype=np.float32)
+    texts: list[str] = []
+    t_store = 0.0
+    t0 = time.perf_counter()
+    for start in range(0, args.n, BLOCK):
+        m = min(BLOCK, args.n - start)
+        vecs = gen.block(rng, m)
+        matrix[start : start + m] = vecs
+        words = rng.zipf(1.2, size=(m, WORDS)) % VOCAB
+        block_texts = [" ".join(vocab[words[j]]) + f" id{start + j}." for j in range(m)]
+        texts.extend(block_texts)
+        recs = [
+            VectorRecord(id=f"c{start + j}", vector=vecs[j], text=block_texts[j], metadata={"bucket": j % 10})
+            for j in range(m)
+        ]
+        t = time.perf_counter()
+        store.upsert(recs)
+        t_store += time.perf_counter() - t
+        done = start + m
+        print(
+            f"  [{kind}] {done:,} stored, {done / t_store:,.0f} vectors/s in upsert, RSS {rss()[0]:.2f} GiB",
+            file=sys.stderr,
+            flush=True,
+        )
+    t_build = time.perf_counter() - t0
+    t = time.perf_counter()
+    bm25 = BM25Index.build(texts, list(range(args.n)), BM25Settings(), version=1)
+    t_bm25_build = time.perf_counter() - t
+    del texts
+    gc.collect()
+    print(
+        f"[{kind}] build: {args.n:,} vectors in {t_store:.1f}s of upsert = {args.n / t_store:,.0f}/s "
+        f"(wall incl. generation {t_build:.1f}s); BM25 build {t_bm25_build:.1f}s; RSS {rss()[0]:.2f} GiB"
+    )
+
+    qrng = np.random.default_rng(2)
+    qvecs = gen.queries(qrng, matrix, args.queries)
+    qwords = qrng.integers(50, 2000, size=(args.queries, 4))
     queries = [" ".join(f"w{w}" for w in row) for row in qwords]
-    qvecs = rng.normal(size=(args.queries, DIM)).astype(np.float32)
-    qvecs /= np.linalg.norm(qvecs, axis=1, keepdims=True)
-    bm25 = kb._bm25
-    assert bm25 is not None
+    depth = args.candidates
 
-    def timed(fn) -> list[float]:
-        out = []
-        for i in range(args.queries):
-            t = time.perf_counter()
-            fn(i)
-            out.append(time.perf_counter() - t)
-        return out
+    store.candidates(qvecs[0], depth)  # warm: loads the HNSW index
+    bm25.search(queries[0], depth)
+    t_cand = timed(lambda i: store.candidates(qvecs[i], depth), args.queries)
+    t_search = timed(lambda i: store.search(qvecs[i], depth), min(args.queries, 50))
+    t_bm25 = timed(lambda i: bm25.search(queries[i], depth), args.queries)
 
-    def pct(xs: list[float], p: float) -> float:
-        return sorted(xs)[min(len(xs) - 1, int(p * len(xs)))] * 1000
-
-    # Warm both sides (first bm25 query loads arrays; first Chroma query loads the HNSW index).
-    bm25.search(queries[0], 100)
-    store.inner.search(qvecs[0], 100)
-    t_bm25 = timed(lambda i: bm25.search(queries[i], 100))
-    t_store = timed(lambda i: store.inner.search(qvecs[i], 100))
-
-    async def hybrid(i: int) -> None:
-        emb.table  # noqa: B018 - query embedding is excluded: hand the vector over directly
-        kb.embedder.aembed_query = _fixed(qvecs[i])  # type: ignore[method-assign]
-        await kb.asearch(queries[i], k=10, mode="hybrid", candidates=100)
+    async def hybrid(i: int) -> list[VectorRecord]:
+        lex, dense = await asyncio.gather(
+            asyncio.to_thread(bm25.search, queries[i], depth),
+            asyncio.to_thread(store.candidates, qvecs[i], depth),
+        )
+        fused = convex({f"c{r}": s for r, s in lex}, dict(dense), alpha=0.8, method="tmm")
+        top = sorted(fused, key=lambda d: -fused[d])[:10]
+        return await asyncio.to_thread(store.get, top)
 
     loop = asyncio.new_event_loop()
     loop.run_until_complete(hybrid(0))
-    t_hybrid = timed(lambda i: loop.run_until_complete(hybrid(i)))
-    filt = (
-        timed(lambda i: loop.run_until_complete(_filtered(kb, queries[i], qvecs[i]))) if args.queries else []
-    )
+    t_hybrid = timed(lambda i: loop.run_until_complete(hybrid(i)), args.queries)
     loop.close()
-    for name, xs in (
-        ("bm25s alone", t_bm25),
-        (f"{args.backend} alone", t_store),
-        ("hybrid (KB)", t_hybrid),
-        ("hybrid + filter bucket=3", filt),
-    ):
-        print(
-            f"{name:28s} p50 {pct(xs, 0.5):8.1f} ms   p95 {pct(xs, 0.95):8.1f} ms   "
-            f"mean {statistics.mean(xs) * 1000:8.1f} ms"
+
+    truth = exact_top(matrix, qvecs, 10)
+
+    def recall_at_10() -> float:
+        got = [{int(i[1:]) for i, _ in store.candidates(q, 10)} for q in qvecs]
+        return statistics.mean(len(g & t) / 10 for g, t in zip(got, truth, strict=True))
+
+    recall = recall_at_10()
+    for ef in args.sweep_ef:
+        # ef_search is tunable on an existing collection: reopen with it, as the KB would.
+        store.close()
+        store = ChromaStore.persistent(
+            folder / "chroma", "bench", batch_size=100_000, hnsw=hnsw.model_copy(update={"ef_search": ef})
         )
-    b, s, h = statistics.median(t_bm25), statistics.median(t_store), statistics.median(t_hybrid)
-    print(
-        f"fusion overhead (p50): hybrid / (bm25 + store) = {h / (b + s):.2f}x; "
-        f"hybrid / max(bm25, store) = {h / max(b, s):.2f}x"
+        probe = store.candidates
+        probe(qvecs[0], depth)
+        lat = timed(lambda i, probe=probe: probe(qvecs[i], depth), args.queries)
+        print(
+            f"[{kind}] ef_search {ef:4d}: ANN recall@10 {recall_at_10():.3f}, "
+            f"candidates p50 {pct(lat, 0.5):.1f} ms p95 {pct(lat, 0.95):.1f} ms"
+        )
+
+    rows = {
+        f"{kind}: {depth} candidates (ids+scores)": t_cand,
+        f"{kind}: search with text+metadata": t_search,
+        f"{kind}: bm25s alone": t_bm25,
+        f"{kind}: hybrid k=10": t_hybrid,
+    }
+    for name, xs in rows.items():
+        print(
+            f"{name:42s} p50 {pct(xs, 0.5):7.1f} ms  p95 {pct(xs, 0.95):7.1f} ms  "
+            f"mean {statistics.mean(xs) * 1000:7.1f} ms"
+        )
+    slower = max(statistics.median(t_cand), statistics.median(t_bm25))
+    ratio = statistics.median(t_hybrid) / slower
+    print(f"[{kind}] ANN recall@10 vs exact = {recall:.3f}; hybrid p50 / slower side p50 = {ratio:.2f}x")
+    print(f"[{kind}] peak RSS {rss()[1]:.2f} GiB")
+    store.close()
+    gc.collect()
+    if not args.keep:
+        shutil.rmtree(folder, ignore_errors=True)
+    return {"recall": recall, "ratio": ratio, "hybrid_p50_ms": statistics.median(t_hybrid) * 1000}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--kind", default="both", choices=["uniform", "clustered", "both"])
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--candidates", type=int, default=100)
+    parser.add_argument("--space", default="cosine", choices=["cosine", "ip"])
+    parser.add_argument("--m", type=int, default=HnswSettings().max_neighbors)
+    parser.add_argument("--ef-construction", type=int, default=HnswSettings().ef_construction)
+    parser.add_argument("--ef-search", type=int, default=HnswSettings().ef_search)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--hnsw-batch", type=int, default=HnswSettings().batch_size)
+    parser.add_argument("--sync-threshold", type=int, default=HnswSettings().sync_threshold)
+    parser.add_argument(
+        "--sweep-ef",
+        type=lambda v: [int(x) for x in v.split(",") if x],
+        default=[],
+        help="Also measure recall and latency at these ef_search values (e.g. 50,200,400).",
     )
-    print(f"peak RSS {rss()[1]:.2f} GiB")
-    kb.close()
-
-
-def _fixed(vec: np.ndarray):
-    async def embed(_text: str) -> np.ndarray:
-        return vec
-
-    return embed
-
-
-async def _filtered(kb: KnowledgeBase, query: str, vec: np.ndarray) -> None:
-    kb.embedder.aembed_query = _fixed(vec)  # type: ignore[method-assign]
-    await kb.asearch(query, k=10, mode="hybrid", candidates=100, filters={"bucket": 3})
+    parser.add_argument("--keep", action="store_true", help="Keep the built store on disk.")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "retrieval")
+    args = parser.parse_args()
+    print(
+        f"n={args.n:,} dim={DIM} queries={args.queries} candidates={args.candidates} space={args.space} "
+        f"M={args.m} ef_construction={args.ef_construction} ef_search={args.ef_search} "
+        f"threads={args.threads or 'all'} hnsw batch={args.hnsw_batch} sync={args.sync_threshold}"
+    )
+    kinds = ["uniform", "clustered"] if args.kind == "both" else [args.kind]
+    for kind in kinds:
+        run_kind(kind, args)
 
 
 if __name__ == "__main__":

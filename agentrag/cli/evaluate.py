@@ -6,7 +6,10 @@ resumes where it stopped and writes the same ``results.json``, ``report.md`` and
 
 from __future__ import annotations
 
+import os
 import re
+import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -17,6 +20,7 @@ from agentrag.cli._common import CountProgress, console, err_console, handle_err
 if TYPE_CHECKING:
     from agentrag.evaluation.report import EvalReport
     from agentrag.evaluation.runner import JobRecord
+    from agentrag.kb import IngestProgress
 
 app = typer.Typer(
     help="Side-by-side evaluations with JSON, Markdown and PNG reports: retrieval (BEIR), qa (HotpotQA).",
@@ -35,6 +39,52 @@ QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress ba
 
 def _slug(path: Path) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", path.resolve().name).strip("-") or "data"
+
+
+class PlainProgress:
+    """Progress as plain lines on stderr, for logs and pipes (no terminal to redraw a bar on).
+
+    A line at most every ``every_s`` seconds, and at the end: ``label done/total (pct) elapsed
+    ETA``. Fed ``(done, total, item)`` like :class:`CountProgress`, or ingest events.
+    """
+
+    def __init__(self, label: str, *, every_s: float = 10.0) -> None:
+        self.label = label
+        self.every_s = every_s
+        self.t0 = time.monotonic()
+        self.last = -every_s
+
+    def __enter__(self) -> PlainProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def _line(self, done: float, total: float, unit: str, extra: str = "", *, final: bool = False) -> None:
+        now = time.monotonic()
+        if not final and now - self.last < self.every_s:
+            return
+        self.last = now
+        elapsed = now - self.t0
+        share = done / total if total else 0.0
+        eta = f", ETA {elapsed / share - elapsed:.0f}s" if 0 < share < 1 else ""
+        fmt = ",.2f" if unit == "MiB read" else ",.0f"
+        where = f"{done:{fmt}}/{total:{fmt}} {unit} ({100 * share:.0f}%)" if total else f"{done:{fmt}} {unit}"
+        print(f"{self.label}: {where}{extra}, {elapsed:.0f}s elapsed{eta}", file=sys.stderr, flush=True)
+
+    def __call__(self, done: int, total: int, record: Any) -> None:
+        self._line(done, total, "queries", f", last {_status(record)}", final=done == total)
+
+    def ingest(self, event: IngestProgress) -> None:
+        """An ingest event (:class:`agentrag.kb.IngestProgress`)."""
+        rate = f", {event.chunks_embedded / event.embed_seconds:.1f} chunks/s" if event.embed_seconds else ""
+        self._line(
+            event.bytes_done / 2**20,
+            event.bytes_total / 2**20,
+            "MiB read",
+            f", {event.chunks_embedded:,} chunks embedded{rate}",
+            final=bool(event.bytes_total) and event.bytes_done >= event.bytes_total,
+        )
 
 
 def _status(record: JobRecord) -> str:
@@ -56,6 +106,19 @@ def _show(report: EvalReport, out: Path) -> None:
         console.print(text, markup=False, highlight=False, soft_wrap=True)
     extra = f" ({report.reused} results reused from an earlier run)" if report.reused else ""
     console.print(f"[dim]results.json, report.md, report.png in {out}{extra}[/]", highlight=False)
+
+
+def _check_out(out: Path) -> None:
+    """Fail now, not after the ingest, when the report folder cannot be written."""
+    from agentrag.errors import ConfigError
+
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(f"--out {out}: {probe} is a file", hint="pass a folder for the reports")
+    if not os.access(probe, os.W_OK):
+        raise ConfigError(f"--out {out}: {probe} is not writable", hint="pass a folder you can write")
 
 
 @app.command("retrieval")
@@ -103,14 +166,28 @@ def retrieval(
     """
     from agentrag._async import run_sync
     from agentrag.evaluation.data import read_beir
-    from agentrag.evaluation.retrieval import DEFAULT_CONFIGS, arun_retrieval, build_systems, open_beir_kb
+    from agentrag.evaluation.retrieval import (
+        DEFAULT_CONFIGS,
+        arun_retrieval,
+        build_systems,
+        check_configs,
+        open_beir_kb,
+    )
 
-    settings = state.settings()
-    beir = read_beir(data, split).limited(limit)
+    # Everything that can be checked is checked before the ingest (minutes to hours on CPU).
     names = [c.strip() for item in configs or DEFAULT_CONFIGS for c in item.split(",") if c.strip()]
+    check_configs(names, cross_encoder=cross_encoder)
+    settings = state.settings()
+    if kb is not None:
+        settings.kb_dir(kb)  # raises ConfigError on a bad name
+    beir = read_beir(data, split).limited(limit)
     out = out or settings.data_dir / "eval" / f"retrieval-{_slug(data)}-{beir.split}"
+    _check_out(out)
+    plain = not quiet and not err_console.is_terminal
     if quiet:
         base, ingest = open_beir_kb(settings, beir, name=kb)
+    elif plain:
+        base, ingest = open_beir_kb(settings, beir, name=kb, progress=PlainProgress("ingest").ingest)
     else:
         from agentrag.cli.kb import _ProgressView
 
@@ -130,7 +207,7 @@ def retrieval(
             rerank_depth=rerank_depth,
             prism_depth=prism_depth,
         )
-        setup = {"kb": base.name, "embedder": base.embedder.name, "fusion": base.retrieval.fusion}
+        setup = {"kb": base.name, "embedder": base.embedder.name}
 
         def go(progress: Any) -> EvalReport:
             return run_sync(
@@ -141,6 +218,8 @@ def retrieval(
 
         if quiet:
             report = go(None)
+        elif plain:
+            report = go(PlainProgress("retrieval"))
         else:
             with CountProgress(len(systems) * len(beir.queries), "retrieval", _status) as view:
                 report = go(view)
@@ -195,6 +274,8 @@ def qa(
 
     if quiet:
         report = go(None)
+    elif not err_console.is_terminal:
+        report = go(PlainProgress("qa"))
     else:
         with CountProgress(len(names) * len(items), "qa", _status) as view:
             report = go(view)

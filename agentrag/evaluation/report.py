@@ -36,7 +36,8 @@ class ReportRow(BaseModel):
     """Costs per case (means): LLM calls, tokens."""
 
     seconds: float = 0.0
-    """Sum of the cases' wall times."""
+    """Wall time (retrieval: of the whole configuration, added up over resumed runs; qa: sum of the
+    cases' times)."""
 
 
 class EvalReport(BaseModel):

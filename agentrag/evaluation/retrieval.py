@@ -25,9 +25,12 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 import hashlib
+import json
 import math
 import re
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -50,13 +53,32 @@ __all__ = [
     "RetrievalSystem",
     "arun_retrieval",
     "build_systems",
+    "check_configs",
     "doc_id",
     "measures_for",
     "open_beir_kb",
 ]
 
-CONFIGS = ("bm25", "dense", "hybrid", "hybrid+prf", "hybrid+prism", "hybrid+cross-encoder")
-"""Configuration names ``--config`` accepts."""
+CONFIGS = (
+    "bm25",
+    "dense",
+    "hybrid",
+    "hybrid-rrf",
+    "hybrid-tmm",
+    "hybrid-minmax",
+    "hybrid+prf",
+    "hybrid+prism",
+    "hybrid+cross-encoder",
+)
+"""Configuration names ``--config`` accepts. ``hybrid`` uses ``[retrieval]`` as configured;
+``hybrid-rrf``, ``hybrid-tmm`` and ``hybrid-minmax`` force one fusion (RRF, or the convex
+combination with that normalisation; α and RRF k from ``[retrieval]``)."""
+
+_FUSION_VARIANTS: dict[str, tuple[str, str | None]] = {
+    "hybrid-rrf": ("rrf", None),
+    "hybrid-tmm": ("convex", "tmm"),
+    "hybrid-minmax": ("convex", "minmax"),
+}
 
 DEFAULT_CONFIGS = ("bm25", "dense", "hybrid", "hybrid+prf")
 """What runs when none is named (the offline ones; Prism needs the LLM server and is slow)."""
@@ -106,12 +128,31 @@ class KBSystem:
         *,
         reranker: Reranker | None = None,
         rerank_depth: int = 100,
+        fusion: Literal["rrf", "convex"] | None = None,
+        normalization: Literal["minmax", "tmm"] | None = None,
     ) -> None:
         self.name = name
         self.kb = kb
         self.mode = mode
         self.reranker = reranker
         self.rerank_depth = rerank_depth
+        self.fusion = fusion
+        self.normalization = normalization
+
+    def fusion_setup(self) -> dict[str, Any]:
+        """The fusion this system ranks with (fusion, α, normalisation, RRF k and weights)."""
+        if self.mode != "hybrid":
+            return {"fusion": self.mode}
+        cfg = self.kb.retrieval
+        return {
+            "fusion": self.fusion or cfg.fusion,
+            "alpha": cfg.alpha,
+            "normalization": self.normalization or cfg.normalization,
+            "missing": "min",
+            "rrf_k": cfg.rrf_k,
+            "rrf_weights": list(cfg.rrf_weights),
+            "candidates": "= chunks searched",
+        }
 
     def describe(self) -> dict[str, Any]:
         """Mode, fusion settings, embedder, knowledge base size, reranker."""
@@ -121,16 +162,37 @@ class KBSystem:
             "chunks": self.kb.count(),
             "embedder": self.kb.embedder.name,
             "retrieval": self.kb.retrieval.model_dump(mode="json"),
+            "fusion": self.fusion_setup(),
+            "doc_depth": "distinct-docs-v1",
         }
         if self.reranker is not None:
             out["reranker"] = self.reranker.name
             out["rerank_depth"] = self.rerank_depth
         return out
 
+    async def _search(self, query: str, chunks: int) -> list[Passage]:
+        return await self.kb.asearch(
+            query,
+            k=chunks,
+            mode=self.mode,
+            candidates=chunks,
+            fusion=self.fusion,
+            normalization=self.normalization,
+        )
+
     async def arank(self, query: str, depth: int) -> list[str]:
-        """Top ``depth`` documents: search ~1.5x as many chunks (long abstracts split), collapse."""
+        """Top ``depth`` distinct documents, best first.
+
+        Documents are split into chunks, so ``depth`` chunks hold fewer documents: the search
+        starts at 1.5 x ``depth`` chunks and doubles until ``depth`` distinct documents are
+        found or the corpus has no more hits (Recall@100 and MAP then count 100 documents).
+        """
         chunks = math.ceil(depth * 1.5)
-        hits = await self.kb.asearch(query, k=chunks, mode=self.mode, candidates=chunks)
+        while True:
+            hits = await self._search(query, chunks)
+            if len(_dedupe([doc_id(p) for p in hits])) >= depth or len(hits) < chunks:
+                break
+            chunks *= 2
         if self.reranker is not None and hits:
             head, tail = hits[: self.rerank_depth], hits[self.rerank_depth :]
             result = await self.reranker.arerank(query, head, top_n=None, threshold=None)
@@ -178,6 +240,39 @@ def open_beir_kb(
     return kb, report
 
 
+def check_configs(names: Sequence[str], *, cross_encoder: Path | None = None) -> list[str]:
+    """The configuration names, deduplicated, checked before anything slow happens.
+
+    Raises:
+        ConfigError: An unknown name, ``hybrid+cross-encoder`` without a model path, or a
+            model path that is not a folder.
+    """
+    unknown = [n for n in names if n not in CONFIGS]
+    if unknown:
+        close = {
+            n: difflib.get_close_matches(n, CONFIGS, n=1, cutoff=0.6) for n in unknown if n not in CONFIGS
+        }
+        guess = "; ".join(f"{n!r} -> did you mean {c[0]!r}?" for n, c in close.items() if c)
+        raise ConfigError(
+            f"unknown configuration(s) {unknown}" + (f" ({guess})" if guess else ""),
+            hint=f"use some of {', '.join(CONFIGS)}",
+        )
+    if not names:
+        raise ConfigError("no configuration to run", hint=f"use some of {', '.join(CONFIGS)}")
+    if "hybrid+cross-encoder" in names:
+        if cross_encoder is None:
+            raise ConfigError(
+                "hybrid+cross-encoder needs a local cross-encoder model",
+                hint="pass --cross-encoder PATH (a sentence-transformers cross-encoder folder)",
+            )
+        if not Path(cross_encoder).is_dir():
+            raise ConfigError(
+                f"--cross-encoder {cross_encoder} is not a folder",
+                hint="pass a sentence-transformers cross-encoder folder (config.json, weights)",
+            )
+    return _dedupe(names)
+
+
 def build_systems(
     names: Sequence[str],
     kb: KnowledgeBase,
@@ -192,13 +287,15 @@ def build_systems(
     Raises:
         ConfigError: An unknown name, or ``hybrid+cross-encoder`` without a model path.
     """
-    unknown = [n for n in names if n not in CONFIGS]
-    if unknown:
-        raise ConfigError(f"unknown configuration(s) {unknown}", hint=f"use some of {', '.join(CONFIGS)}")
     systems: list[KBSystem] = []
-    for name in _dedupe(names):
+    for name in check_configs(names, cross_encoder=cross_encoder):
         if name in ("bm25", "dense", "hybrid"):
             systems.append(KBSystem(name, kb, name))  # type: ignore[arg-type]
+        elif name in _FUSION_VARIANTS:
+            fusion, norm = _FUSION_VARIANTS[name]
+            systems.append(
+                KBSystem(name, kb, "hybrid", fusion=fusion, normalization=norm)  # type: ignore[arg-type]
+            )
         elif name == "hybrid+prf":
             from agentrag.rerank.embedding import EmbeddingPRFReranker
 
@@ -218,11 +315,7 @@ def build_systems(
             )
             systems.append(KBSystem(name, kb, "hybrid", reranker=prism, rerank_depth=prism_depth))
         else:
-            if cross_encoder is None:
-                raise ConfigError(
-                    "hybrid+cross-encoder needs a local cross-encoder model",
-                    hint="pass --cross-encoder PATH (a sentence-transformers cross-encoder folder)",
-                )
+            assert cross_encoder is not None  # check_configs
             from agentrag.rerank.cross_encoder import CrossEncoderReranker
 
             ce = CrossEncoderReranker(cross_encoder, threads=settings.embedder.threads)
@@ -281,9 +374,31 @@ async def arun_retrieval(
     async def work(job: Job) -> dict[str, Any]:
         return {"ranking": await by_name[job.system].arank(data.queries[job.case], depth)}
 
-    done, reused = await arun_jobs(
-        jobs, work, records=out_dir / "records.jsonl", concurrency=concurrency, progress=progress
-    )
+    # One system at a time, so each one's wall time is its own. Wall time is kept per system
+    # fingerprint in walls.json and added up over resumed runs.
+    walls_file = out_dir / "walls.json"
+    walls: dict[str, float] = json.loads(walls_file.read_text()) if walls_file.exists() else {}
+    done: dict[str, JobRecord] = {}
+    reused = 0
+    offset = 0
+    for s in systems:
+        mine = [j for j in jobs if j.system == s.name]
+
+        def step(n: int, _total: int, record: JobRecord, base: int = offset) -> None:
+            if progress is not None:
+                progress(base + n, len(jobs), record)
+
+        t0 = time.perf_counter()
+        got, again = await arun_jobs(
+            mine, work, records=out_dir / "records.jsonl", concurrency=concurrency, progress=step
+        )
+        if again < len(mine):
+            key = f"{s.name}:{prints[s.name]}"
+            walls[key] = walls.get(key, 0.0) + time.perf_counter() - t0
+            walls_file.write_text(json.dumps(walls, indent=1))
+        done.update(got)
+        reused += again
+        offset += len(mine)
     measures = measures_for(k)
     rows: list[ReportRow] = []
     per_case: dict[str, dict[str, dict[str, float]]] = {}
@@ -299,7 +414,7 @@ async def arun_retrieval(
                 n=n,
                 errors=sum(1 for r in recs if r.error),
                 metrics={m: sum(v[m] for v in scores.values()) / max(len(scores), 1) for m in measures},
-                seconds=round(sum(r.seconds for r in recs), 3),
+                seconds=round(walls.get(f"{s.name}:{prints[s.name]}", 0.0), 3),
             )
         )
     report = EvalReport(
@@ -309,9 +424,26 @@ async def arun_retrieval(
         cases=len(data.queries),
         columns=measures,
         rows=rows,
-        setup={"depth": str(depth), **(setup or {})},
+        setup={"depth": f"{depth} distinct documents", **_fusion_lines(systems), **(setup or {})},
         per_case=per_case,
         reused=reused,
     )
     write_reports(out_dir, report)
     return report
+
+
+def _fusion_lines(systems: Sequence[RetrievalSystem]) -> dict[str, str]:
+    """One report header line per hybrid system: its fusion, α, normalisation and RRF k."""
+    out: dict[str, str] = {}
+    for s in systems:
+        describe = getattr(s, "fusion_setup", None)
+        if describe is None:
+            continue
+        f = describe()
+        if f.get("fusion") == "convex":
+            out[f"fusion {s.name}"] = (
+                f"convex, alpha {f['alpha']}, normalization {f['normalization']}, missing side = its min"
+            )
+        elif f.get("fusion") == "rrf":
+            out[f"fusion {s.name}"] = f"rrf, k {f['rrf_k']}, weights (bm25, dense) {tuple(f['rrf_weights'])}"
+    return out

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from agentrag.embed.base import Embedder
     from agentrag.ingest.loaders import Document
     from agentrag.retrieve.bm25 import BM25Index
+    from agentrag.retrieve.fusion import Normalization
     from agentrag.settings import KBSettings, RetrievalSettings, Settings
     from agentrag.stores.base import VectorStore
 
@@ -375,6 +376,7 @@ class KnowledgeBase:
         fusion: Literal["rrf", "convex"] | None = None,
         alpha: float | None = None,
         candidates: int | None = None,
+        normalization: Normalization | None = None,
     ) -> list[Passage]:
         """Search the knowledge base.
 
@@ -387,6 +389,8 @@ class KnowledgeBase:
             fusion: ``rrf`` or ``convex`` (default ``[retrieval] fusion``).
             alpha: Convex-combination weight of the dense side (default ``[retrieval] alpha``).
             candidates: Hits taken from each side before fusion (default ``[retrieval] candidates``).
+            normalization: Score normalisation of the convex combination (default
+                ``[retrieval] normalization``).
 
         Returns:
             Passages, best first, with ``scores`` per stage (``bm25``, ``dense``, and ``rrf`` or
@@ -421,6 +425,7 @@ class KnowledgeBase:
             fusion=fusion,
             alpha=alpha,
             candidates=candidates,
+            normalization=normalization,
         )
 
     def search(

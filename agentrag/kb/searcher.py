@@ -20,7 +20,7 @@ import numpy as np
 
 from agentrag.errors import RetrievalError
 from agentrag.kb.models import SearchMode
-from agentrag.retrieve.fusion import convex, rrf
+from agentrag.retrieve.fusion import Normalization, convex, rrf
 from agentrag.stores.filters import FilterLike, to_filter
 from agentrag.types import Passage
 
@@ -182,9 +182,12 @@ class Searcher:
     def dense_hits(
         self, vector: NDArray[np.float32], depth: int, flt: Filter | None
     ) -> list[tuple[str, float]]:
-        """Dense candidates as ``(chunk id, score)``, best first."""
+        """Dense candidates as ``(chunk id, score)``, best first: ids and scores only.
+
+        The text of the final ``k`` is read from the manifest afterwards.
+        """
         with self.stores.use() as store:
-            return [(h.id, h.score) for h in store.search(vector, depth, filters=flt)]
+            return store.candidates(vector, depth, filters=flt)
 
     # -- search -------------------------------------------------------------------------------
 
@@ -198,6 +201,7 @@ class Searcher:
         fusion: Literal["rrf", "convex"] | None,
         alpha: float | None,
         candidates: int | None,
+        normalization: Normalization | None = None,
     ) -> list[Passage]:
         """Search (arguments already validated: see :meth:`agentrag.kb.KnowledgeBase.asearch`)."""
         cfg = self.retrieval
@@ -236,7 +240,7 @@ class Searcher:
             )
         else:
             a = cfg.alpha if alpha is None else alpha
-            fused = convex(bm25, dense_scores, alpha=a, method=cfg.normalization)
+            fused = convex(bm25, dense_scores, alpha=a, method=normalization or cfg.normalization)
         order = sorted(fused, key=lambda d: (-fused[d], d))
         passages: list[Passage] = []
         step = max(2 * k, 32)

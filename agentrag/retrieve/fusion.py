@@ -4,8 +4,14 @@
   ranks 1-based, ``k = 60``; a list that did not retrieve ``d`` adds nothing.
 - Convex combination (Bruch et al., TOIS 2023): ``f(d) = α·φ(dense(d)) + (1-α)·φ(bm25(d))`` with a
   per-query normalisation φ: min-max over the query's hits, or theoretical min-max (lower bound
-  0 for BM25, -1 for cosine; upper bound the query's best). A side that did not retrieve ``d``
-  contributes 0 (its normalised floor).
+  0 for BM25, -1 for cosine; upper bound the query's best).
+
+A side that did not retrieve ``d`` gives it the normalised score of that side's *lowest observed*
+hit (``missing="min"``): ``d`` ranks below everything that side returned, so at best it ties
+with its last hit. Scoring it the theoretical floor instead (``missing="floor"``, 0 after
+normalisation) locks one side out under ``tmm``: with α = 0.8 every dense hit (cosine ≥ 0)
+scores ≥ 0.4 while a BM25-only document scores ≤ 0.2, so BM25 could only reorder dense's
+candidates and never add one.
 
 Example:
     >>> rrf([["a", "b"], ["b", "c"]], weights=[1.0, 1.0], k=60)["b"] > rrf([["a", "b"]], [1.0])["a"]
@@ -19,13 +25,19 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
-__all__ = ["BM25_FLOOR", "COSINE_FLOOR", "convex", "normalize", "rrf"]
+__all__ = ["BM25_FLOOR", "COSINE_FLOOR", "Missing", "Normalization", "convex", "normalize", "rrf"]
 
 BM25_FLOOR = 0.0
 """Theoretical minimum of a BM25 score."""
 
 COSINE_FLOOR = -1.0
 """Theoretical minimum of a cosine similarity."""
+
+Normalization = Literal["minmax", "tmm"]
+"""Per-query normalisation of one side's scores."""
+
+Missing = Literal["min", "floor"]
+"""What a side scores a document it did not retrieve: its lowest observed hit, or 0."""
 
 
 def rrf(rankings: Sequence[Sequence[str]], weights: Sequence[float], k: float = 60.0) -> dict[str, float]:
@@ -39,9 +51,7 @@ def rrf(rankings: Sequence[Sequence[str]], weights: Sequence[float], k: float = 
     return fused
 
 
-def normalize(
-    scores: Mapping[str, float], method: Literal["minmax", "tmm"], floor: float
-) -> dict[str, float]:
+def normalize(scores: Mapping[str, float], method: Normalization, floor: float) -> dict[str, float]:
     """Per-query normalisation to [0, 1].
 
     Args:
@@ -66,11 +76,23 @@ def convex(
     dense: Mapping[str, float],
     *,
     alpha: float,
-    method: Literal["minmax", "tmm"] = "tmm",
+    method: Normalization = "tmm",
+    missing: Missing = "min",
 ) -> dict[str, float]:
-    """Convex combination ``α·φ(dense) + (1-α)·φ(bm25)`` over the union of both hit sets."""
+    """Convex combination ``α·φ(dense) + (1-α)·φ(bm25)`` over the union of both hit sets.
+
+    Args:
+        bm25: BM25 scores of the lexical side's hits.
+        dense: Cosine similarities of the dense side's hits.
+        alpha: Weight of the dense side, in [0, 1].
+        method: The normalisation φ.
+        missing: A document one side did not retrieve scores that side's lowest observed hit
+            (``min``, the default) or 0 (``floor``; see the module docstring for why not).
+    """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError("alpha must be in [0, 1]")
     nb = normalize(bm25, method, BM25_FLOOR)
     nd = normalize(dense, method, COSINE_FLOOR)
-    return {d: alpha * nd.get(d, 0.0) + (1.0 - alpha) * nb.get(d, 0.0) for d in {**nb, **nd}}
+    fill_b = min(nb.values()) if nb and missing == "min" else 0.0
+    fill_d = min(nd.values()) if nd and missing == "min" else 0.0
+    return {d: alpha * nd.get(d, fill_d) + (1.0 - alpha) * nb.get(d, fill_b) for d in {**nb, **nd}}

@@ -47,7 +47,7 @@ def open_store(cfg: StoreSettings, name: str, kb_dir: Path) -> VectorStore:
     if cfg.backend == "chroma":
         from agentrag.stores.chroma import ChromaStore
 
-        return ChromaStore.persistent(kb_dir / "chroma", collection, batch_size=cfg.batch_size)
+        return ChromaStore.persistent(kb_dir / "chroma", collection, batch_size=cfg.batch_size, hnsw=cfg.hnsw)
     if cfg.backend == "chroma-http":
         from agentrag.stores.chroma import ChromaStore
 
@@ -55,7 +55,7 @@ def open_store(cfg: StoreSettings, name: str, kb_dir: Path) -> VectorStore:
             raise ConfigError(
                 "the chroma-http store needs [kb.store] url", hint="e.g. url = 'http://127.0.0.1:8000'"
             )
-        return ChromaStore.http(cfg.url, collection, batch_size=cfg.batch_size)
+        return ChromaStore.http(cfg.url, collection, batch_size=cfg.batch_size, hnsw=cfg.hnsw)
     if cfg.backend == "memory":
         from agentrag.stores.memory import MemoryStore
 

@@ -69,6 +69,9 @@ class VectorStore(Protocol):
     - ``get`` returns records in the order of the ids asked for; unknown ids are left out.
     - ``delete`` ignores unknown ids.
     - ``search`` returns at most ``k`` hits, best first, only ones passing ``filters``.
+    - ``candidates`` returns the same ids and scores as ``search`` (an approximate index may
+      differ only by its own approximation), without text or metadata: the cheap first stage
+      of hybrid search, whose final ``k`` are read afterwards.
     - Data written and :meth:`flush`-ed survives :meth:`close` and a reopen (and a kill).
     """
 
@@ -91,6 +94,16 @@ class VectorStore(Protocol):
 
     def search(self, vector: NDArray[np.float32], k: int, *, filters: Filter | None = None) -> list[StoreHit]:
         """The ``k`` records most similar to ``vector`` that pass ``filters``."""
+        ...
+
+    def candidates(
+        self, vector: NDArray[np.float32], k: int, *, filters: Filter | None = None
+    ) -> list[tuple[str, float]]:
+        """``(id, similarity)`` of the ``k`` records most similar to ``vector``, best first.
+
+        Nothing else is read (no text, no metadata): at a million records, reading them for
+        every candidate costs more than the nearest-neighbour search itself.
+        """
         ...
 
     def count(self) -> int:

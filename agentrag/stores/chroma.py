@@ -23,6 +23,7 @@ from agentrag.stores.filters import And, Eq, In, Or, Range
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
+    from agentrag.settings import HnswSettings
     from agentrag.stores.filters import Filter
 
 __all__ = ["ChromaStore", "to_chroma_where"]
@@ -49,6 +50,21 @@ def to_chroma_where(node: Filter) -> dict[str, Any]:
     raise TypeError(f"unknown filter node {node!r}")
 
 
+_FIXED = ("space", "ef_construction", "max_neighbors")
+"""HNSW parameters Chroma sets once, when the collection is created."""
+
+_TUNABLE = ("ef_search", "num_threads", "batch_size", "sync_threshold")
+"""HNSW parameters an existing collection accepts through ``modify``."""
+
+
+def hnsw_config(hnsw: HnswSettings | None) -> dict[str, Any]:
+    """Chroma's ``configuration={"hnsw": ...}`` table for ``hnsw`` (cosine defaults when None)."""
+    if hnsw is None:
+        return {"space": "cosine"}
+    cfg: dict[str, Any] = hnsw.model_dump(exclude_none=True)
+    return cfg
+
+
 def _clean_metadata(meta: Any) -> dict[str, Any] | None:
     # Chroma rejects an empty metadata dict; None stands for "none".
     return dict(meta) if meta else None
@@ -66,25 +82,62 @@ class ChromaStore:
         0
     """
 
-    def __init__(self, client: Any, collection: str, *, backend: str, batch_size: int = 512) -> None:
+    def __init__(
+        self,
+        client: Any,
+        collection: str,
+        *,
+        backend: str,
+        batch_size: int = 512,
+        hnsw: HnswSettings | None = None,
+    ) -> None:
         self._client = client
         self._name = collection
         self._backend = backend
         self._lock = threading.RLock()
+        want = hnsw_config(hnsw)
         try:
             self._collection = client.get_or_create_collection(
-                collection, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
+                collection, embedding_function=None, configuration={"hnsw": want}
             )
         except Exception as exc:
             raise StoreError(
                 f"cannot open Chroma collection {collection!r}: {exc}",
                 hint="collection names are 3-63 characters of letters, digits, '.', '_' or '-'",
             ) from exc
+        self._space = str(want.get("space", "cosine"))
+        if hnsw is not None:
+            self._sync_hnsw(want)
         self._batch = max(1, min(batch_size, int(client.get_max_batch_size())))
         self._dim: int | None = None
 
+    def _sync_hnsw(self, want: dict[str, Any]) -> None:
+        """Apply the tunable HNSW settings to an existing collection; warn on fixed ones."""
+        have = (getattr(self._collection, "configuration", None) or {}).get("hnsw") or {}
+        self._space = str(have.get("space", self._space))
+        fixed = {k: (have[k], want[k]) for k in _FIXED if k in have and k in want and have[k] != want[k]}
+        if fixed:
+            log.warning(
+                "Chroma collection %s was built with %s; the settings ask for %s (fixed at creation: "
+                "delete and re-ingest the knowledge base to change them)",
+                self._name,
+                {k: v[0] for k, v in fixed.items()},
+                {k: v[1] for k, v in fixed.items()},
+            )
+        change = {k: want[k] for k in _TUNABLE if k in want and have.get(k) != want[k]}
+        if change:
+            try:
+                self._collection.modify(configuration={"hnsw": change})
+            except Exception as exc:
+                raise StoreError(
+                    f"cannot set HNSW parameters {change} on Chroma collection {self._name!r}: {exc}",
+                    hint="check [kb.store.hnsw] against Chroma's limits",
+                ) from exc
+
     @classmethod
-    def persistent(cls, path: str | Path, collection: str, *, batch_size: int = 512) -> ChromaStore:
+    def persistent(
+        cls, path: str | Path, collection: str, *, batch_size: int = 512, hnsw: HnswSettings | None = None
+    ) -> ChromaStore:
         """Embedded Chroma persisting under ``path``."""
         import chromadb
         from chromadb.config import Settings as ChromaSettings
@@ -93,10 +146,18 @@ class ChromaStore:
         client = chromadb.PersistentClient(
             path=str(path), settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False)
         )
-        return cls(client, collection, backend="chroma", batch_size=batch_size)
+        return cls(client, collection, backend="chroma", batch_size=batch_size, hnsw=hnsw)
 
     @classmethod
-    def http(cls, url: str, collection: str, *, batch_size: int = 512, timeout_s: float = 5.0) -> ChromaStore:
+    def http(
+        cls,
+        url: str,
+        collection: str,
+        *,
+        batch_size: int = 512,
+        timeout_s: float = 5.0,
+        hnsw: HnswSettings | None = None,
+    ) -> ChromaStore:
         """Chroma server at ``url`` (``http://127.0.0.1:8000``), e.g. from ``chroma run``."""
         import chromadb
         from chromadb.config import Settings as ChromaSettings
@@ -117,7 +178,7 @@ class ChromaStore:
                 f"cannot reach the Chroma server at {url}: {exc}",
                 hint="start one with `chroma run --path DIR --host 127.0.0.1 --port PORT`",
             ) from exc
-        return cls(client, collection, backend="chroma-http", batch_size=batch_size)
+        return cls(client, collection, backend="chroma-http", batch_size=batch_size, hnsw=hnsw)
 
     @property
     def backend(self) -> str:
@@ -197,6 +258,27 @@ class ChromaStore:
             StoreHit(id=i, score=1.0 - float(d), text=t or "", metadata=m or {})
             for i, d, t, m in zip(ids, dists, docs, metas, strict=True)
         ]
+
+    def candidates(
+        self, vector: NDArray[np.float32], k: int, *, filters: Filter | None = None
+    ) -> list[tuple[str, float]]:
+        query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        with self._lock:
+            total = self._collection.count()
+            if total == 0 or k <= 0:
+                return []
+            self._expected_dim(query.shape[1])
+            # Distances only: Chroma reads documents and metadata from SQLite per result, which
+            # at 1M records costs several times the HNSW search itself.
+            res = self._collection.query(
+                query_embeddings=query,
+                n_results=min(k, total),
+                where=to_chroma_where(filters) if filters is not None else None,
+                include=["distances"],
+            )
+        ids = res["ids"][0]
+        dists = (res.get("distances") or [[]])[0]
+        return [(i, 1.0 - float(d)) for i, d in zip(ids, dists, strict=True)]
 
     def count(self) -> int:
         with self._lock:

@@ -257,6 +257,13 @@ class LangChainStore:
             for doc, s in kept[:k]
         ]
 
+    def candidates(
+        self, vector: NDArray[np.float32], k: int, *, filters: Filter | None = None
+    ) -> list[tuple[str, float]]:
+        # LangChain's VectorStore API has no ids-only query: its search already returns the
+        # documents, so this is the same call with text and metadata dropped.
+        return [(h.id, h.score) for h in self.search(vector, k, filters=filters)]
+
     def _all_ids(self) -> list[str]:
         if self.hooks.list_ids is None:
             raise StoreError(

@@ -134,28 +134,35 @@ class MemoryStore:
                 self._metas.pop()
                 self._dirty = True
 
-    def search(self, vector: NDArray[np.float32], k: int, *, filters: Filter | None = None) -> list[StoreHit]:
+    def _top(self, vector: NDArray[np.float32], k: int, filters: Filter | None) -> list[tuple[int, float]]:
+        """Rows and scores of the exact top ``k`` (call with the lock held)."""
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
         query = query / max(float(np.linalg.norm(query)), 1e-12)
+        n = len(self._ids)
+        if n == 0 or k <= 0:
+            return []
+        check_dim(query.shape[0], self._matrix.shape[1])
+        scores = self._matrix[:n] @ query
+        if filters is not None:
+            mask = np.fromiter((filters.matches(m) for m in self._metas), dtype=bool, count=n)
+            scores = np.where(mask, scores, -np.inf)
+        k = min(k, n)
+        top = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(int(i), float(scores[i])) for i in top if np.isfinite(scores[i])]
+
+    def search(self, vector: NDArray[np.float32], k: int, *, filters: Filter | None = None) -> list[StoreHit]:
         with self._lock:
-            n = len(self._ids)
-            if n == 0 or k <= 0:
-                return []
-            check_dim(query.shape[0], self._matrix.shape[1])
-            scores = self._matrix[:n] @ query
-            if filters is not None:
-                mask = np.fromiter((filters.matches(m) for m in self._metas), dtype=bool, count=n)
-                scores = np.where(mask, scores, -np.inf)
-            k = min(k, n)
-            top = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)
-            top = top[np.argsort(-scores[top], kind="stable")]
             return [
-                StoreHit(
-                    id=self._ids[i], score=float(scores[i]), text=self._texts[i], metadata=self._metas[i]
-                )
-                for i in top
-                if np.isfinite(scores[i])
+                StoreHit(id=self._ids[i], score=s, text=self._texts[i], metadata=self._metas[i])
+                for i, s in self._top(vector, k, filters)
             ]
+
+    def candidates(
+        self, vector: NDArray[np.float32], k: int, *, filters: Filter | None = None
+    ) -> list[tuple[str, float]]:
+        with self._lock:
+            return [(self._ids[i], s) for i, s in self._top(vector, k, filters)]
 
     def count(self) -> int:
         with self._lock:

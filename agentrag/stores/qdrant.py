@@ -232,6 +232,25 @@ class QdrantStore:
             hits.append(StoreHit(id=rec.id, score=float(p.score), text=rec.text, metadata=rec.metadata))
         return hits
 
+    def candidates(
+        self, vector: NDArray[np.float32], k: int, *, filters: Filter | None = None
+    ) -> list[tuple[str, float]]:
+        query = np.asarray(vector, dtype=np.float32).reshape(-1)
+        with self._lock:
+            if k <= 0 or not self._exists():
+                return []
+            if self._dim is not None:
+                check_dim(query.shape[0], self._dim)
+            # Only the payload key holding our id (Qdrant point ids are UUIDs derived from it).
+            res = self._client.query_points(
+                self._name,
+                query=query.tolist(),
+                limit=k,
+                query_filter=to_qdrant_filter(filters) if filters is not None else None,
+                with_payload=[_ID_KEY],
+            )
+        return [(str((p.payload or {}).get(_ID_KEY, p.id)), float(p.score)) for p in res.points]
+
     def count(self) -> int:
         with self._lock:
             if not self._exists():

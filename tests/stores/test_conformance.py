@@ -177,6 +177,32 @@ def test_search_order_and_cosine_scores(backend: Backend) -> None:
     assert len(store.search(recs[0].vector, k=N + 50)) == N  # type: ignore[arg-type]
 
 
+def test_candidates_are_ids_and_scores_of_search(backend: Backend) -> None:
+    store = backend.open()
+    assert store.candidates(np.ones(DIM, dtype=np.float32), k=5) == []  # empty store
+    recs = _records()
+    store.upsert(recs)
+    by_id = {r.id: r for r in recs}
+    rng = np.random.default_rng(11)
+    for _ in range(5):
+        q = rng.normal(size=DIM).astype(np.float32)
+        q /= np.linalg.norm(q)
+        cands = store.candidates(q, k=10)
+        assert all(isinstance(i, str) and isinstance(s, float) for i, s in cands)
+        assert [i for i, _ in cands] == _cos_top(recs, q, 10)
+        for i, s in cands:
+            assert s == pytest.approx(float(by_id[i].vector @ q), abs=1e-4)  # type: ignore[operator]
+        hits = store.search(q, k=10)
+        assert [(h.id, round(h.score, 5)) for h in hits] == [(i, round(s, 5)) for i, s in cands]
+    flt = Eq(field="lang", value="fr") & Range(field="year", gte=2000)
+    q = recs[11].vector
+    got = store.candidates(q, k=7, filters=flt)  # type: ignore[arg-type]
+    assert [i for i, _ in got] == _cos_top(recs, q, 7, flt)  # type: ignore[arg-type]
+    assert store.candidates(q, k=0) == []  # type: ignore[arg-type]
+    assert len(store.candidates(q, k=N + 50)) == N  # type: ignore[arg-type]
+    assert store.candidates(q, k=3, filters=Eq(field="lang", value="xx")) == []  # type: ignore[arg-type]
+
+
 FILTERS: list[Filter] = [
     Eq(field="lang", value="fr"),
     Eq(field="flag", value=True),
