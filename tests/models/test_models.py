@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from agentrag.errors import ModelServerError
 from agentrag.models import setup as setup_mod
-from agentrag.models.server import _server_env, build_command, serve, status, stop
+from agentrag.models.server import _server_env, build_command, cpu_bind, serve, status, stop
 from agentrag.settings import ServerSettings
 
 FAKE_VLLM = textwrap.dedent(
@@ -105,14 +105,39 @@ def test_server_env_binds_threads_to_the_cpus_we_may_use(
 ) -> None:
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {1, 0, 3})
-    env = _server_env(ServerSettings(home=tmp_path))
-    # Every CPU we were given, not vLLM's "auto" (which computes on one core, reserves the rest).
-    assert env["VLLM_CPU_OMP_THREADS_BIND"] == "0,1,3"
+    auto = ServerSettings(home=tmp_path)
+    # One CPU of our own per server: the least used by our running servers, not vLLM's
+    # "auto" (every server on the first core).
+    assert cpu_bind(auto) == "0"
+    assert cpu_bind(auto, taken=["0"]) == "1"
+    assert cpu_bind(auto, taken=["0", "1"]) == "3"
+    assert cpu_bind(auto, taken=["0-1", "3", "0"]) == "1"
+    assert cpu_bind(auto, taken=["0,1,3"]) == "0"
+    assert cpu_bind(ServerSettings(home=tmp_path, cpus="all")) == "0,1,3"
+    assert cpu_bind(ServerSettings(home=tmp_path, cpus="2-3")) == "2-3"
+    env = _server_env(auto, cpus="1")
+    assert env["VLLM_CPU_OMP_THREADS_BIND"] == "1"
     assert "OMP_NUM_THREADS" not in env  # would override the binding's thread count
     assert env["VLLM_HOST_IP"] == "127.0.0.1"
-    assert _server_env(ServerSettings(home=tmp_path, cpus="2-3"))["VLLM_CPU_OMP_THREADS_BIND"] == "2-3"
+    assert _server_env(auto)["VLLM_CPU_OMP_THREADS_BIND"] == "0"
     gpu = _server_env(ServerSettings(home=tmp_path, vllm_spec="vllm==0.32.0"))
     assert "VLLM_CPU_OMP_THREADS_BIND" not in gpu
+
+
+def test_servers_started_side_by_side_get_different_cpus(
+    fake_home: ServerSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1})
+    other = fake_home.model_copy(update={"port": free_port()})
+    first = serve(fake_home)
+    try:
+        second = serve(other, served_name="second")
+        try:
+            assert {first.cpus, second.cpus} == {"0", "1"}
+        finally:
+            stop(other)
+    finally:
+        stop(fake_home)
 
 
 def test_setup_plan_pins_torch_first_and_fixes_cpu_wheels(tmp_path: Path) -> None:
