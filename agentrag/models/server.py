@@ -391,7 +391,11 @@ def serve(
     )
     cpus = ""
     if is_cpu_build(server):
-        taken = [row.info.cpus for row in status(server) if row.running and row.info and row.port != port]
+        # A server recorded without a binding was started with vLLM's default: the first core.
+        first = str(min(os.sched_getaffinity(0)))
+        taken = [
+            row.info.cpus or first for row in status(server) if row.running and row.info and row.port != port
+        ]
         cpus = cpu_bind(server, taken=taken)
     with log_path.open("w") as out:
         proc = subprocess.Popen(
