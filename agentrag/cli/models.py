@@ -234,13 +234,14 @@ def status(
         f"settings model: {server.model} ({'prepared' if server.model in prepared else 'not prepared'})  "
         f"prepared: {', '.join(prepared) or 'none'}"
     )
-    table = Table("port", "url", "process", "health", "serves", "note")
+    table = Table("port", "url", "process", "cpus", "health", "serves", "note")
     for r in rows:
         proc = f"pid {r.info.pid}" if r.running and r.info else ("external" if r.healthy else "-")
         table.add_row(
             str(r.port),
             r.url,
             proc,
+            (r.info.cpus or "-") if r.info else "-",
             "[green]healthy[/]" if r.healthy else "[red]down[/]",
             ", ".join(r.served) or "-",
             r.problem,
