@@ -187,8 +187,11 @@ def build_command(
         ]
     if is_cpu_build(server):
         # Eager mode starts in ~35 s instead of ~140 s (compiled mode recompiles every start).
-        # The dtype follows the CPU: bf16 where it is native, float32 where it is emulated.
-        cmd += ["--enforce-eager", "--dtype", resolve_dtype(server)]
+        # A generator's dtype follows the CPU: bf16 where it is native, float32 where it is
+        # emulated. Embedding and scoring models stay float32 unless set: they are small, and
+        # their vectors and scores must match a local float32 model's (bf16 moves them ~1e-2).
+        dtype = "float32" if embedding and server.dtype == "auto" else resolve_dtype(server)
+        cmd += ["--enforce-eager", "--dtype", dtype]
     elif server.dtype != "auto":
         cmd += ["--dtype", server.dtype]
     return cmd + list(server.extra_args) + list(extra_args or [])

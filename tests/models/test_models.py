@@ -89,6 +89,9 @@ def test_build_command_cpu_and_gpu(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         cpu.model_copy(update={"dtype": "float32"}), model_path=tmp_path / "m", served_name="x", port=1
     )
     assert forced[forced.index("--dtype") + 1] == "float32"
+    # Embedding/scoring servers stay float32 (their outputs are compared with local fp32 models).
+    pooling = build_command(cpu, model_path=tmp_path / "m", served_name="x", port=1, embedding=True)
+    assert pooling[pooling.index("--dtype") + 1] == "float32"
     gpu = ServerSettings(home=tmp_path, vllm_spec="vllm==0.32.0", extra_args=["--tensor-parallel-size", "2"])
     cmd = build_command(
         gpu, model_path=tmp_path / "m", served_name="x", port=1, embedding=True, max_model_len=256
