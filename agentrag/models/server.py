@@ -4,6 +4,11 @@ A server runs detached in its own process group, logs to ``{home}/run/vllm-{port
 described by ``{home}/run/vllm-{port}.json`` (pid, model, served name). Servers are keyed by
 port, so replicas or an extra embedding server are just more ports.
 
+Each server binds its compute threads to the CPUs this process may use (not vLLM's default of
+one core with the rest reserved), runs in the dtype the CPU computes natively (bf16 with
+AVX512-BF16/AMX, float32 otherwise), keeps a prefix cache, and decodes guided JSON with xgrammar
+and no free whitespace (so a schema cannot loop on blanks until max_tokens).
+
 Example:
     >>> from agentrag.settings import Settings
     >>> from agentrag.models.server import serve, stop
@@ -22,15 +27,34 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from agentrag.errors import ModelServerError
-from agentrag.models.setup import default_model_dir, is_cpu_build, venv_python
+from agentrag.models.catalog import get_model
+from agentrag.models.setup import is_cpu_build, is_prepared, model_dir, resolve_dtype, venv_python
 from agentrag.settings import ServerSettings
 
-__all__ = ["ServerInfo", "ServerStatus", "build_command", "serve", "status", "stop", "wait_healthy"]
+__all__ = [
+    "STRUCTURED_OUTPUTS",
+    "ServeTarget",
+    "ServerInfo",
+    "ServerStatus",
+    "build_command",
+    "cpu_bind",
+    "resolve_target",
+    "serve",
+    "status",
+    "stop",
+    "wait_healthy",
+]
+
+# Guided decoding with xgrammar and no free whitespace: with vLLM's default backend a JSON
+# schema lets the model emit whitespace between tokens forever, and small models do (the 0.5B
+# looped until max_tokens on 5 of 5 plans). `disable_any_whitespace` alone refuses to start:
+# vLLM accepts it only with the xgrammar or guidance backend.
+STRUCTURED_OUTPUTS = '{"backend": "xgrammar", "disable_any_whitespace": true}'
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +71,8 @@ class ServerInfo:
     log_path: str
     started_at: float
     command: list[str] = field(default_factory=list)
+    cpus: str = ""
+    """CPU ids its compute threads are bound to (CPU build)."""
 
     @property
     def url(self) -> str:
@@ -151,18 +177,63 @@ def build_command(
         "--disable-uvicorn-access-log",
     ]
     if embedding:
-        # Encoder-only pooling models have no KV cache to share.
+        # Encoder-only pooling models have no KV cache to share and decode nothing.
         cmd += ["--runner", "pooling"]
     else:
-        cmd += ["--enable-prefix-caching"]  # shared prompt prefixes (rerank instructions) are reused
+        cmd += [
+            "--enable-prefix-caching",  # shared prompt prefixes (instructions, passages) are reused
+            "--structured-outputs-config",
+            STRUCTURED_OUTPUTS,
+        ]
     if is_cpu_build(server):
-        # Eager mode starts in ~35 s instead of ~140 s (compiled mode recompiles every start);
-        # float32 because bf16 is emulated on AVX2 and several times slower.
-        cmd += ["--enforce-eager", "--dtype", "float32"]
+        # Eager mode starts in ~35 s instead of ~140 s (compiled mode recompiles every start).
+        # A generator's dtype follows the CPU: bf16 where it is native, float32 where it is
+        # emulated. Embedding and scoring models stay float32 unless set: they are small, and
+        # their vectors and scores must match a local float32 model's (bf16 moves them ~1e-2).
+        dtype = "float32" if embedding and server.dtype == "auto" else resolve_dtype(server)
+        cmd += ["--enforce-eager", "--dtype", dtype]
+    elif server.dtype != "auto":
+        cmd += ["--dtype", server.dtype]
     return cmd + list(server.extra_args) + list(extra_args or [])
 
 
-def _server_env(server: ServerSettings) -> dict[str, str]:
+def cpu_bind(server: ServerSettings, *, taken: Sequence[str] = ()) -> str:
+    """The CPU ids a CPU server computes on, as ``VLLM_CPU_OMP_THREADS_BIND`` takes them.
+
+    ``server.cpus``: ``"all"`` binds one compute thread to each CPU this process may run on
+    (``os.sched_getaffinity``); a list (``"0-3"``, ``"0,2"``) is used as given; ``"auto"``
+    gives the server one CPU of its own: the allowed CPU that the fewest of our running
+    servers (``taken``, their recorded bindings) use. vLLM's own default pins every server to
+    the first core and leaves the others idle.
+
+    Why one core each by default: on a shared 2-core machine (load ~12), a 2-thread team
+    decoded SmolLM2-135M at 2.7 tok/s, one thread at 38 tok/s (vLLM-CPU 0.32, bf16): each
+    parallel region waits for its slowest thread, and a thread that loses its core stalls the
+    team. Several servers on different cores keep every core busy without that stall.
+    """
+    allowed = sorted(os.sched_getaffinity(0))
+    if server.cpus == "all":
+        return ",".join(str(cpu) for cpu in allowed)
+    if server.cpus != "auto":
+        return server.cpus
+    load = dict.fromkeys(allowed, 0)
+    for binding in taken:
+        for cpu in _parse_cpus(binding):
+            if cpu in load:
+                load[cpu] += 1
+    return str(min(allowed, key=lambda cpu: (load[cpu], cpu)))
+
+
+def _parse_cpus(text: str) -> list[int]:
+    cpus: list[int] = []
+    for item in text.replace("|", ",").split(","):
+        first, _, last = item.strip().partition("-")
+        with contextlib.suppress(ValueError):
+            cpus += list(range(int(first), int(last or first) + 1))
+    return cpus
+
+
+def _server_env(server: ServerSettings, *, cpus: str = "") -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         {
@@ -176,15 +247,68 @@ def _server_env(server: ServerSettings) -> dict[str, str]:
     if server.host in {"127.0.0.1", "localhost"}:
         # Without it vLLM binds its internal sockets to the machine's external address.
         env["VLLM_HOST_IP"] = "127.0.0.1"
+    if is_cpu_build(server):
+        env["VLLM_CPU_OMP_THREADS_BIND"] = cpus or cpu_bind(server)
+        # Inherited thread settings would override the binding's thread count.
+        env.pop("OMP_NUM_THREADS", None)
     # Our own venv's variables must not leak into vLLM's interpreter.
     for key in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"):
         env.pop(key, None)
     return env
 
 
+@dataclass(frozen=True, kw_only=True)
+class ServeTarget:
+    """What a ``serve`` call starts: which folder, under which name, on which port."""
+
+    model_path: Path
+    served_name: str
+    port: int
+    catalog_name: str | None
+    """The catalog entry served (None for a folder given by path)."""
+
+
+def resolve_target(
+    server: ServerSettings,
+    *,
+    model: str | None = None,
+    port: int | None = None,
+    model_path: Path | None = None,
+    served_name: str | None = None,
+) -> ServeTarget:
+    """Decide the folder, served name and port of a server.
+
+    A folder given by path (``model_path`` or ``server.model_path``) is served under
+    ``server.served_name`` on ``server.port``. A catalog model serves from
+    ``{home}/models/NAME`` under its catalog name: the settings' model (``server.model``) on
+    ``server.port``, any other on the catalog's port for it, so several can run side by side.
+    Explicit ``port`` and ``served_name`` win.
+
+    Raises:
+        ConfigError: ``model`` is not in the catalog.
+    """
+    path = model_path or (server.model_path if model is None else None)
+    if path is not None:
+        return ServeTarget(
+            model_path=Path(path),
+            served_name=served_name or server.served_name,
+            port=port or server.port,
+            catalog_name=None,
+        )
+    entry = get_model(model or server.model)
+    is_settings_model = entry.name == server.model
+    return ServeTarget(
+        model_path=model_dir(server, entry.name),
+        served_name=served_name or (server.served_name if is_settings_model else entry.name),
+        port=port or (server.port if is_settings_model else entry.port),
+        catalog_name=entry.name,
+    )
+
+
 def serve(
     server: ServerSettings,
     *,
+    model: str | None = None,
     port: int | None = None,
     model_path: Path | None = None,
     served_name: str | None = None,
@@ -201,10 +325,11 @@ def serve(
 
     Args:
         server: Server settings (venv, host, defaults).
-        port: Port (default ``server.port``).
-        model_path: Hugging Face model folder (default ``server.model_path`` or the converted
-            SmolLM2).
-        served_name: Name the server answers to (default ``server.served_name``).
+        model: Catalog model to serve (default ``server.model``); see :func:`resolve_target`
+            for its port and name.
+        port: Port (default: see :func:`resolve_target`).
+        model_path: A Hugging Face model folder to serve instead of a catalog model.
+        served_name: Name the server answers to.
         max_model_len: Context length (default ``server.max_model_len``; an embedding model
             such as MiniLM needs its own, e.g. 256).
         embedding: Serve an embedding model (``/v1/embeddings``) instead of a generator.
@@ -215,22 +340,26 @@ def serve(
     Raises:
         ModelServerError: Not set up, port taken, or the server died / did not get healthy in
             ``startup_timeout_s`` (the message carries the log's tail).
+        ConfigError: ``model`` is not in the catalog.
     """
-    port = port or server.port
-    model = model_path or server.model_path or default_model_dir(server)
-    name = served_name or server.served_name
+    target = resolve_target(server, model=model, port=port, model_path=model_path, served_name=served_name)
+    port, name = target.port, target.served_name
     py = venv_python(server)
     if not py.exists():
         raise ModelServerError(
             f"no vLLM server venv at {py.parent.parent}",
             hint="run `agentrag models setup` first (it installs vLLM and prepares the default model)",
         )
-    if not Path(model).exists():
+    if target.catalog_name is not None and not is_prepared(server, target.catalog_name):
         raise ModelServerError(
-            f"model folder {model} does not exist",
-            hint="run `agentrag models setup`, or pass --model with a Hugging Face model folder",
+            f"model {target.catalog_name} is not prepared ({target.model_path} has no weights)",
+            hint=f"run `agentrag models setup --model {target.catalog_name}`",
         )
-
+    if not target.model_path.exists():
+        raise ModelServerError(
+            f"model folder {target.model_path} does not exist",
+            hint="run `agentrag models setup`, or pass --path with a Hugging Face model folder",
+        )
     healthy, served, _ = _probe(server.host, port)
     if healthy:
         if name in served:
@@ -242,7 +371,7 @@ def serve(
                 host=server.host,
                 port=port,
                 served_name=name,
-                model_path=str(model),
+                model_path=str(target.model_path),
                 log_path="",
                 started_at=0.0,
             )
@@ -256,20 +385,28 @@ def serve(
     log_path = run_dir / f"vllm-{port}.log"
     cmd = build_command(
         server,
-        model_path=Path(model),
+        model_path=target.model_path,
         served_name=name,
         port=port,
         max_model_len=max_model_len,
         embedding=embedding,
         extra_args=extra_args,
     )
+    cpus = ""
+    if is_cpu_build(server):
+        # A server recorded without a binding was started with vLLM's default: the first core.
+        first = str(min(os.sched_getaffinity(0)))
+        taken = [
+            row.info.cpus or first for row in status(server) if row.running and row.info and row.port != port
+        ]
+        cpus = cpu_bind(server, taken=taken)
     with log_path.open("w") as out:
         proc = subprocess.Popen(
             cmd,
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=_server_env(server),
+            env=_server_env(server, cpus=cpus),
             cwd=str(run_dir),
             start_new_session=True,  # its own process group: stop() kills the engine workers too
         )
@@ -278,10 +415,11 @@ def serve(
         host=server.host,
         port=port,
         served_name=name,
-        model_path=str(model),
+        model_path=str(target.model_path),
         log_path=str(log_path),
         started_at=time.time(),
         command=cmd,
+        cpus=cpus,
     )
     _info_path(server, port).write_text(json.dumps(asdict(info), indent=2))
     log.info("started vLLM pid %d on port %d (log %s)", proc.pid, port, log_path)

@@ -41,7 +41,7 @@ def reranker_from_settings(
     Example:
         >>> from agentrag.settings import Settings
         >>> reranker_from_settings(Settings.load(config=None)).name
-        'prism:smollm2-135m'
+        'prism:qwen2.5-coder-1.5b'
     """
     cfg = settings.rerank
     calibration = _calibration(cfg.calibration, kb_dir / "calibration.json" if kb_dir else None)

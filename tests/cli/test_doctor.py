@@ -88,6 +88,9 @@ def test_unreachable_server_and_an_out_of_step_kb(tmp_path: Path, monkeypatch: p
 def test_healthy_against_the_real_server(
     tmp_path: Path, vllm_server: str, server_settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The local server the doctor checks is the tests' model server.
+    monkeypatch.setenv("AGENTRAG_SERVER__MODEL", server_settings.model)
+    monkeypatch.setenv("AGENTRAG_SERVER__PORT", str(server_settings.port))
     data = tmp_path / "data"
     ingest(data, tmp_path)
     res = invoke(data)

