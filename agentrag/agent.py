@@ -238,6 +238,7 @@ class Agent:
                 and the run is checkpointed under it. Default: a fresh id.
             budget: Overrides of this run's limits, e.g. ``{"max_rounds": 2}``.
         """
+        from agentrag._deadline import deadline_scope
         from agentrag.llm import usage_scope
 
         graph = await self._graph()
@@ -246,7 +247,9 @@ class Agent:
         run_usage = Usage()
         t0 = time.perf_counter()
         final: RAGState | None = None
-        with usage_scope(run_usage):
+        # max_wall_s bounds the whole run: every model call inside clamps its timeout and retries to it.
+        wall_s = state.budget.max_wall_s if state is not None else self.settings.budgets.max_wall_s
+        with usage_scope(run_usage), deadline_scope(wall_s):
             async for event in graph.astream(
                 state,
                 context=self._context(run_usage),
@@ -368,11 +371,14 @@ class Agent:
     # ------------------------------------------------------------------ lifecycle
 
     async def aclose(self) -> None:
-        """Close checkpointers opened on the current loop."""
+        """Close checkpointers and the shared HTTP pool opened on the current loop."""
+        from agentrag.llm.transport import aclose_shared
+
         loop = asyncio.get_running_loop()
         entry = self._per_loop.pop(loop, None)
         if entry is not None:
             await entry[1].aclose()
+        await aclose_shared()  # reopened on the next call, so other agents on this loop still work
 
     def close(self) -> None:
         """Close everything opened by the blocking API and the knowledge base."""

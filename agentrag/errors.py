@@ -20,6 +20,7 @@ __all__ = [
     "AgentragError",
     "BudgetExhaustedError",
     "ConfigError",
+    "DeadlineExceededError",
     "EmbeddingError",
     "EvalDataError",
     "GraphSpecError",
@@ -230,6 +231,17 @@ class BudgetExhaustedError(AgentragError):
 
     code = "budget.exhausted"
     default_hint = "raise the budget in settings ([budgets]) or the graph spec"
+
+
+class DeadlineExceededError(BudgetExhaustedError):
+    """The run's wall-time budget (``max_wall_s``) ran out before a call could finish."""
+
+    code = "budget.wall_time"
+    retryable = False
+    default_hint = (
+        "raise [budgets] max_wall_s (AGENTRAG_BUDGETS__MAX_WALL_S), or check that the model "
+        "server answers: `agentrag models status`"
+    )
 
 
 _RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
