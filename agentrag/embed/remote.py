@@ -151,6 +151,7 @@ class OpenAIEmbedder(CachedEmbedder):
                 limit=self.max_concurrency,
                 translate=translate_exc,
                 what=f"embedding ({self.model})",
+                count_in_run=False,
             )
         except LLMError as exc:
             raise EmbeddingError(f"embedding request failed: {exc.message}", hint=exc.hint) from exc

@@ -249,9 +249,9 @@ class Transport:
         for meter in self._meters(usage, run=run):
             meter.add(model, prompt_tokens, completion_tokens)
 
-    def record_failure(self, usage: Usage | None) -> None:
+    def record_failure(self, usage: Usage | None, *, run: bool = True) -> None:
         """Count one failed attempt the same way."""
-        for meter in self._meters(usage):
+        for meter in self._meters(usage, run=run):
             meter.add_failure()
 
     def _meters(self, usage: Usage | None, *, run: bool = True) -> list[Usage]:
@@ -276,6 +276,7 @@ class Transport:
         translate: Translate,
         usage: Usage | None = None,
         what: str = "model call",
+        count_in_run: bool = True,
     ) -> T:
         """Run ``call(base, timeout)`` with a replica, a concurrency slot, a deadline and retries.
 
@@ -289,6 +290,8 @@ class Transport:
             usage: The caller's meter; failed attempts are counted there (answered calls are
                 counted by the caller with :meth:`record`, which knows the tokens).
             what: Names the call in errors and logs.
+            count_in_run: Count failed attempts on the run's meter too (not for embeddings,
+                which run budgets do not count).
 
         Raises:
             DeadlineExceededError: The run's deadline passed before an attempt could finish.
@@ -322,6 +325,7 @@ class Transport:
                     translate=translate,
                     usage=usage,
                     what=what,
+                    count_in_run=count_in_run,
                 )
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
 
@@ -335,6 +339,7 @@ class Transport:
         translate: Translate,
         usage: Usage | None,
         what: str,
+        count_in_run: bool = True,
     ) -> T:
         base = self.pick(bases)
         clamp(timeout_s, what)  # no time left: do not even queue for a slot
@@ -351,7 +356,7 @@ class Transport:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self.record_failure(usage)
+                self.record_failure(usage, run=count_in_run)
                 err = self._failure(exc, base, timeout, translate, what)
                 if err.retryable and len(bases) > 1:
                     self._cool(base)

@@ -235,4 +235,5 @@ def test_real_server_calls_share_one_pool_and_count_usage(llm_endpoint: LLMEndpo
     assert isinstance(run, Usage)
     # chat + first token + prompt logprobs count against the run; /tokenize runs no model.
     assert run.calls == 3 and run.prompt_tokens > 0
+    assert run.failed_calls == 0  # the embeddings 404 is not an LLM call of the run
     assert transport.ledger.failed_calls >= 1  # the embeddings 404
