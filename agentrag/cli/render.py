@@ -36,7 +36,7 @@ def sources_table(answer: Answer) -> Table:
             text = f"[italic]{_short(ev.contribution, 120)}[/]\n{text}"
         if ev.fallback:
             text += " [dim](passage text; no extract)[/]"
-        table.add_row(marker, where, f"{ev.relevance:.2f}", text)
+        table.add_row(marker, where, str(ev.relevance), text)
     return table
 
 
