@@ -52,7 +52,7 @@ __all__ = ["Agent", "AgentEvent", "check_filters", "check_question", "check_thre
 log = logging.getLogger(__name__)
 
 _MAX_QUESTION_CHARS = 20_000
-_LIMITS = ("llm_calls", "tokens", "wall_time", "rounds")
+_CALL_LIMITS = ("llm_calls", "tokens", "wall_time")
 
 
 def check_question(question: object, *, what: str = "question") -> str:
@@ -125,8 +125,10 @@ def outcome_of(state: RAGState) -> Outcome:
     a clean one). No answer at all is ``budget_exhausted`` when a limit stopped it, else
     ``failed``.
     """
-    if state.outcome is None or not state.answer:
-        if state.budget.exhausted in _LIMITS:
+    if state.outcome is None or not state.answer.strip():
+        # No answer. A failure explains it before a limit does; a loop that ran out of rounds
+        # still reaches generate, so only the call limits can leave a run without an answer.
+        if not state.errors and state.budget.exhausted in _CALL_LIMITS:
             return "budget_exhausted"
         return "failed"
     if state.errors and state.outcome in ("answered", "abstained", "budget_exhausted"):
