@@ -9,6 +9,7 @@ async framework) does not raise "event loop is already running".
 from __future__ import annotations
 
 import asyncio
+import atexit
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -26,8 +27,38 @@ def _background_loop() -> asyncio.AbstractEventLoop:
             loop = asyncio.new_event_loop()
             thread = threading.Thread(target=loop.run_forever, name="agentrag-loop", daemon=True)
             thread.start()
+            if _loop is None:
+                atexit.register(shutdown)
             _loop = loop
         return _loop
+
+
+def shutdown(timeout: float = 5.0) -> None:
+    """Close the HTTP pools opened on the background loop, then stop the loop.
+
+    Runs at interpreter exit (registered with :mod:`atexit` when the loop starts) and from the
+    CLI's exit path. Closing the pools while the loop still runs means no client is left for
+    a ``__del__`` at interpreter shutdown, when imports (and so their cleanup) can deadlock.
+    Safe to call twice; waits at most ``timeout`` seconds.
+    """
+    global _loop
+    with _lock:
+        loop, _loop = _loop, None
+    if loop is None or loop.is_closed():
+        return
+
+    async def close_clients() -> None:
+        from agentrag.llm.transport import aclose_shared
+
+        await aclose_shared()
+
+    if loop.is_running():
+        future = asyncio.run_coroutine_threadsafe(close_clients(), loop)
+        try:
+            future.result(timeout=timeout)
+        except Exception:  # best effort at exit (a timeout included)
+            future.cancel()
+        loop.call_soon_threadsafe(loop.stop)
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:

@@ -20,10 +20,12 @@ __all__ = [
     "AgentragError",
     "BudgetExhaustedError",
     "ConfigError",
+    "DeadlineExceededError",
     "EmbeddingError",
     "EvalDataError",
     "GraphSpecError",
     "IngestError",
+    "InvalidArgumentError",
     "KBBusyError",
     "KBNotFoundError",
     "LLMBadRequestError",
@@ -88,6 +90,13 @@ class ConfigError(AgentragError):
 
     code = "config.invalid"
     default_hint = "check agentrag.toml and AGENTRAG_* environment variables"
+
+
+class InvalidArgumentError(ConfigError):
+    """A public API call got an argument of the wrong type or value (checked before any work)."""
+
+    code = "api.invalid_argument"
+    default_hint = "see the function's docstring for the accepted values"
 
 
 class PromptError(ConfigError):
@@ -238,6 +247,17 @@ class BudgetExhaustedError(AgentragError):
 
     code = "budget.exhausted"
     default_hint = "raise the budget in settings ([budgets]) or the graph spec"
+
+
+class DeadlineExceededError(BudgetExhaustedError):
+    """The run's wall-time budget (``max_wall_s``) ran out before a call could finish."""
+
+    code = "budget.wall_time"
+    retryable = False
+    default_hint = (
+        "raise [budgets] max_wall_s (AGENTRAG_BUDGETS__MAX_WALL_S), or check that the model "
+        "server answers: `agentrag models status`"
+    )
 
 
 _RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}

@@ -107,6 +107,10 @@ class FakeOpenAI:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # http.server writes the headers and the body in two sends; with Nagle on, the body
+            # waits for the client's delayed ACK (~40 ms on Linux) on every reused connection.
+            # Real servers (uvicorn under vLLM) set TCP_NODELAY; so does this one.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: Any) -> None:
                 pass

@@ -68,4 +68,10 @@ app.add_typer(eval_cli.app, name="eval")
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    try:
+        app()
+    finally:
+        # Close HTTP pools while the event loop still runs: nothing left for a __del__ at exit.
+        from agentrag._async import shutdown
+
+        shutdown()

@@ -2,29 +2,35 @@
 
 from __future__ import annotations
 
-import threading
+import asyncio
+import concurrent.futures
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from agentrag.embed.base import CachedEmbedder, regex_token_spans
-from agentrag.errors import EmbeddingError, LLMError, is_retryable
+from agentrag.errors import AgentragError, EmbeddingError, LLMError
 from agentrag.llm._litellm import translate
+from agentrag.llm.transport import RetryPolicy, Transport, shared_transport
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 __all__ = ["OpenAIEmbedder"]
 
+T = TypeVar("T")
+
 
 class OpenAIEmbedder(CachedEmbedder):
     """Embeds through a served embedding model.
 
-    The request goes straight to ``{api_base}/embeddings`` with httpx (a synchronous client:
-    embedding runs from worker threads; see :meth:`aembed_documents`). Retries follow the
-    same rule as LLM calls.
+    The request goes to ``{api_base}/embeddings`` through the shared
+    :class:`~agentrag.llm.transport.Transport` LLM calls use (one pool, the retry policy, the
+    run's deadline, a concurrency limit per server); answered requests land in the transport's
+    ledger, not in a run's LLM usage. The synchronous API (embedding runs from worker threads,
+    see :meth:`aembed_documents`) hands each request to agentrag's event loop.
 
     Args:
         model: Served model name.
@@ -38,6 +44,8 @@ class OpenAIEmbedder(CachedEmbedder):
         query_prefix: Prepended to queries.
         document_prefix: Prepended to documents.
         max_tokens: Longest input the served model takes (for chunking).
+        max_concurrency: Requests in flight to the server at once.
+        transport: The HTTP transport (default: the process-wide one).
 
     Example:
         >>> emb = OpenAIEmbedder("minilm", api_base="http://127.0.0.1:8401/v1")  # doctest: +SKIP
@@ -59,6 +67,8 @@ class OpenAIEmbedder(CachedEmbedder):
         query_prefix: str = "",
         document_prefix: str = "",
         max_tokens: int = 256,
+        max_concurrency: int = 4,
+        transport: Transport | None = None,
     ) -> None:
         super().__init__(
             cache_path=cache_path,
@@ -74,8 +84,9 @@ class OpenAIEmbedder(CachedEmbedder):
         self._normalize = normalize
         self._max_tokens = max_tokens
         self._dim: int | None = None
-        self._client: Any = None
-        self._client_lock = threading.Lock()
+        self.max_concurrency = max_concurrency
+        self.transport = transport if transport is not None else shared_transport()
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
     @property
     def model_id(self) -> str:
@@ -103,48 +114,77 @@ class OpenAIEmbedder(CachedEmbedder):
         """Word/punctuation spans (the served model's tokenizer is not local)."""
         return regex_token_spans(text)
 
-    def _http(self) -> Any:
-        with self._client_lock:
-            if self._client is None:
-                import httpx
-
-                headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
-                self._client = httpx.Client(timeout=self.timeout_s, headers=headers)
-            return self._client
-
-    def _post(self, texts: list[str]) -> list[list[float]]:
+    async def _apost(self, texts: list[str]) -> list[list[float]]:
         import httpx
 
-        try:
-            response = self._http().post(
-                f"{self.api_base}/embeddings", json={"model": self.model, "input": texts}
+        url = f"{self.api_base}/embeddings"
+
+        async def call(base: str, seconds: float) -> Any:
+            response = await self.transport.client().post(
+                f"{base}/embeddings",
+                json={"model": self.model, "input": texts},
+                headers=self._headers,
+                timeout=seconds,
             )
             response.raise_for_status()
-            data = response.json()["data"]
-        except httpx.HTTPStatusError as exc:
-            exc.status_code = exc.response.status_code  # type: ignore[attr-defined]
-            raise translate(exc, endpoint=self.api_base, model=self.model) from exc
-        except (httpx.HTTPError, OSError) as exc:
-            raise translate(exc, endpoint=self.api_base, model=self.model) from exc
-        except (KeyError, ValueError) as exc:
-            raise EmbeddingError(
-                f"{self.api_base}/embeddings answered something that is not an embedding list"
-            ) from exc
-        return [row["embedding"] for row in sorted(data, key=lambda r: r["index"])]
+            try:
+                body = response.json()
+                data = body["data"]
+                rows = [row["embedding"] for row in sorted(data, key=lambda r: r["index"])]
+            except (KeyError, TypeError, ValueError) as exc:
+                raise EmbeddingError(f"{url} answered something that is not an embedding list") from exc
+            usage = body.get("usage") or {}
+            self.transport.record(None, self.model, int(usage.get("prompt_tokens", 0) or 0), 0, run=False)
+            return rows
 
-    def _embed_batch(self, texts: list[str]) -> NDArray[np.float32]:
-        retrying = Retrying(
-            stop=stop_after_attempt(self.max_retries + 1),
-            wait=wait_random_exponential(multiplier=0.5, max=8.0),
-            retry=retry_if_exception(is_retryable),
-            reraise=True,
-        )
+        def translate_exc(exc: BaseException, base: str) -> AgentragError:
+            if isinstance(exc, httpx.HTTPStatusError):
+                exc.status_code = exc.response.status_code  # type: ignore[attr-defined]
+            return translate(exc, endpoint=base, model=self.model)
+
         try:
-            rows = retrying(self._post, texts)
+            rows: list[list[float]] = await self.transport.run(
+                call,
+                bases=[self.api_base],
+                timeout_s=self.timeout_s,
+                policy=RetryPolicy(max_retries=self.max_retries, backoff_initial_s=0.5, backoff_max_s=8.0),
+                limit=self.max_concurrency,
+                translate=translate_exc,
+                what=f"embedding ({self.model})",
+                count_in_run=False,
+            )
         except LLMError as exc:
             raise EmbeddingError(f"embedding request failed: {exc.message}", hint=exc.hint) from exc
+        return rows
+
+    def _embed_batch(self, texts: list[str]) -> NDArray[np.float32]:
+        rows = _run_blocking(self._apost(texts))
         vectors = np.asarray(rows, dtype=np.float32)
         if self._normalize:
             norms = np.linalg.norm(vectors, axis=1, keepdims=True)
             vectors = vectors / np.maximum(norms, 1e-12)
         return vectors
+
+
+def _run_blocking(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` from synchronous code on agentrag's loop, whatever thread we are on."""
+    from agentrag._async import run_sync
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return run_sync(coro)  # a worker thread (the usual case): the shared loop and pool
+    # Synchronous code called on a running loop (blocking it). Waiting for the shared loop from
+    # here could wait for this very loop, so the request runs on a private loop in a helper thread.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(_run_private, coro).result()
+
+
+def _run_private(coro: Coroutine[Any, Any, T]) -> T:
+    async def main() -> T:
+        try:
+            return await coro
+        finally:
+            await shared_transport().aclose()  # the private loop's pool dies with it
+
+    return asyncio.run(main())

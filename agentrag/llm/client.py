@@ -1,9 +1,11 @@
 """An async client for OpenAI-compatible model servers (vLLM by default), through litellm.
 
 One :class:`LLMClient` talks to one model, served by one or more replicas. Every request goes
-through litellm's Router (so replicas are load-balanced and a failing one is cooled down), a
-concurrency limit, a per-call timeout, and tenacity retries that fire only on retryable
-failures (:func:`agentrag.errors.is_retryable`). Usage is counted on a :class:`~agentrag.types.Usage`.
+through litellm over the process-wide :class:`~agentrag.llm.transport.Transport`: one connection
+pool, replica choice (a failing replica is cooled down), the server's concurrency limit, a
+per-call timeout clamped to the run's deadline, and tenacity retries that fire only on
+retryable failures (:func:`agentrag.errors.is_retryable`). Usage is counted on a
+:class:`~agentrag.types.Usage` and on the run's meter (:func:`usage_scope`).
 
 Example:
     >>> import asyncio
@@ -17,28 +19,26 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
 import json
 import logging
 import math
 import re
-import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_random_exponential,
-)
 
-from agentrag.errors import LLMError, LLMOutputError, LLMTimeoutError, LLMUnsupportedError, is_retryable
+from agentrag._deadline import check, clamp
+from agentrag.errors import LLMError, LLMOutputError, LLMTimeoutError, LLMUnsupportedError
 from agentrag.llm._litellm import litellm, translate, usage_of
+from agentrag.llm.transport import (
+    RetryPolicy,
+    Transport,
+    current_usage_scope,
+    shared_transport,
+    usage_scope,
+)
 from agentrag.settings import LLMEndpoint
 from agentrag.types import Usage
 
@@ -62,28 +62,6 @@ Message = dict[str, str]
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
-
-_RUN_USAGE: contextvars.ContextVar[Usage | None] = contextvars.ContextVar("agentrag_run_usage", default=None)
-
-
-@contextlib.contextmanager
-def usage_scope(usage: Usage) -> Iterator[Usage]:
-    """Count every LLM call made in this context (and tasks started from it) on ``usage`` too.
-
-    Each client keeps its own meter; a scope adds a per-run one, so one agent serving several
-    questions at once still reports exact usage per answer (asyncio tasks inherit the scope).
-    """
-    token = _RUN_USAGE.set(usage)
-    try:
-        yield usage
-    finally:
-        _RUN_USAGE.reset(token)
-
-
-def current_usage_scope() -> Usage | None:
-    """The per-run meter of the current context, if a :func:`usage_scope` is active."""
-    return _RUN_USAGE.get()
-
 
 MISSING_LOGPROB = -10.0
 """Log-probability given to a candidate token absent from the top log-probs (Prism's rule)."""
@@ -187,7 +165,14 @@ class LLMClient:
         role: A label for logs (``generator``, ``reranker``, ...).
     """
 
-    def __init__(self, endpoint: LLMEndpoint, *, usage: Usage | None = None, role: str = "llm") -> None:
+    def __init__(
+        self,
+        endpoint: LLMEndpoint,
+        *,
+        usage: Usage | None = None,
+        role: str = "llm",
+        transport: Transport | None = None,
+    ) -> None:
         if not endpoint.model or not endpoint.api_base:
             raise LLMError(
                 f"{role} endpoint needs a model and at least one api_base",
@@ -197,12 +182,10 @@ class LLMClient:
         self.model: str = endpoint.model
         self.role = role
         self.usage = usage if usage is not None else Usage()
-        self._group = f"agentrag-{role}"
-        self._router: Any = None
-        # asyncio primitives bind to one event loop; keep one semaphore per loop.
-        self._semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
-            weakref.WeakKeyDictionary()
-        )
+        self.transport = transport if transport is not None else shared_transport()
+        self._policy = RetryPolicy.of(endpoint)
+        self._api_key = endpoint.api_key.get_secret_value() if endpoint.api_key else "EMPTY"
+        self._provider: str | None = None
 
     @classmethod
     def from_settings(
@@ -220,92 +203,47 @@ class LLMClient:
     def _where(self) -> str:
         return ", ".join(self.endpoint.api_base)
 
-    def _get_router(self) -> Any:
-        if self._router is None:
-            lm = litellm()
-            key = self.endpoint.api_key.get_secret_value() if self.endpoint.api_key else "EMPTY"
-            deployments = [
-                {
-                    "model_name": self._group,
-                    "litellm_params": {
-                        "model": self.endpoint.model,
-                        "api_base": base,
-                        "api_key": key,
-                        "timeout": self.endpoint.timeout_s,
-                    },
-                }
-                for base in self.endpoint.api_base
-            ]
-            several = len(deployments) > 1
-            self._router = lm.Router(
-                model_list=deployments,
-                # Retries are ours (tenacity, on our retryability rule); the Router only routes.
-                num_retries=0,
-                timeout=self.endpoint.timeout_s,
-                # least-busy keeps in-flight requests even across replicas; with one server
-                # there is nothing to choose.
-                routing_strategy="least-busy" if several else "simple-shuffle",
-                # A replica that fails is skipped for a while so retries land on a healthy one.
-                allowed_fails=1 if several else 1000,
-                cooldown_time=5.0 if several else 0.0,
-            )
-        return self._router
-
-    def _semaphore(self) -> asyncio.Semaphore:
-        loop = asyncio.get_running_loop()
-        sem = self._semaphores.get(loop)
-        if sem is None:
-            # max_concurrency is per server; the Router spreads requests over the replicas.
-            sem = asyncio.Semaphore(self.endpoint.max_concurrency * len(self.endpoint.api_base))
-            self._semaphores[loop] = sem
-        return sem
-
-    def _retrying(self) -> AsyncRetrying:
-        ep = self.endpoint
-
-        def before_sleep(state: RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            log.warning(
-                "%s: attempt %d failed (%s); retrying in %.2fs",
-                self.role,
-                state.attempt_number,
-                getattr(exc, "code", type(exc).__name__),
-                state.next_action.sleep if state.next_action else 0.0,
-            )
-
-        return AsyncRetrying(
-            stop=stop_after_attempt(ep.max_retries + 1),
-            wait=wait_random_exponential(multiplier=ep.backoff_initial_s, max=ep.backoff_max_s),
-            retry=retry_if_exception(is_retryable),
-            before_sleep=before_sleep,
-            reraise=True,
-        )
-
-    async def _attempt(self, call: Callable[[], Awaitable[T]]) -> T:
-        """One attempt: concurrency slot, hard timeout, error translation, failure count."""
-        async with self._semaphore():
+    def _provider_name(self) -> str:
+        if self._provider is None:
             try:
-                # litellm has its own timeout; this one also covers connection setup and the
-                # Router's bookkeeping, so nothing can hang past the configured limit.
-                return await asyncio.wait_for(call(), timeout=self.endpoint.timeout_s + 1.0)
-            except asyncio.CancelledError:
-                raise
-            except TimeoutError as exc:
-                self._add_failure()
-                raise LLMTimeoutError(
-                    f"{self.model} at {self._where} did not answer in {self.endpoint.timeout_s:g}s",
-                    endpoint=self._where,
-                    model=self.model,
-                ) from exc
-            except Exception as exc:
-                self._add_failure()
-                raise translate(exc, endpoint=self._where, model=self.model) from exc
+                self._provider = str(litellm().get_llm_provider(self.model)[1])
+            except Exception:  # an unknown provider is litellm's to report, at call time
+                self._provider = ""
+        return self._provider
 
-    async def _with_retries(self, call: Callable[[], Awaitable[T]]) -> T:
-        async for attempt in self._retrying():
-            with attempt:
-                return await self._attempt(call)
-        raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+    def _client_kwargs(self, base: str, *, text: bool) -> dict[str, Any]:
+        """The litellm ``client`` argument that sends this call through the shared pool."""
+        provider = self._provider_name()
+        if provider == "hosted_vllm" and not text:
+            # litellm's own HTTP handler (chat on hosted_vllm) takes an AsyncHTTPHandler.
+            return {"client": self.transport.litellm_handler()}
+        if provider in {"hosted_vllm", "openai"}:
+            # Text completions (and every openai/ call) go through the OpenAI SDK.
+            return {"client": self.transport.openai_client(base, self._api_key)}
+        return {}  # another provider: litellm's own cached clients
+
+    def _call_kwargs(self, base: str, timeout: float, *, text: bool = False) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "api_base": base,
+            "api_key": self._api_key,
+            "timeout": timeout,
+            "num_retries": 0,  # retries are the transport's
+            **self._client_kwargs(base, text=text),
+        }
+
+    async def _with_retries(self, call: Callable[[str, float], Awaitable[T]]) -> T:
+        """``call(base, timeout)`` through the shared transport: replica, slot, deadline, retries."""
+        return await self.transport.run(
+            call,
+            bases=self.endpoint.api_base,
+            timeout_s=self.endpoint.timeout_s,
+            policy=self._policy,
+            limit=self.endpoint.max_concurrency,
+            translate=lambda exc, base: translate(exc, endpoint=base, model=self.model),
+            usage=self.usage,
+            what=f"{self.role} ({self.model})",
+        )
 
     def _params(
         self, max_tokens: int | None, temperature: float | None, extra: dict[str, Any]
@@ -323,16 +261,7 @@ class LLMClient:
         return prompt_tokens, completion_tokens
 
     def _add_usage(self, prompt_tokens: int, completion_tokens: int) -> None:
-        self.usage.add(self.model, prompt_tokens, completion_tokens)
-        run = _RUN_USAGE.get()
-        if run is not None and run is not self.usage:
-            run.add(self.model, prompt_tokens, completion_tokens)
-
-    def _add_failure(self) -> None:
-        self.usage.add_failure()
-        run = _RUN_USAGE.get()
-        if run is not None and run is not self.usage:
-            run.add_failure()
+        self.transport.record(self.usage, self.model, prompt_tokens, completion_tokens)
 
     # ---------------------------------------------------------------- public API
 
@@ -351,14 +280,16 @@ class LLMClient:
         Raises:
             LLMError: A subclass saying what failed (after retries, when retryable).
         """
-        router = self._get_router()
+        lm = litellm()
         params = self._params(
             max_tokens,
             temperature,
             {"stop": stop, "response_format": response_format, "extra_body": extra_body},
         )
         response = await self._with_retries(
-            lambda: router.acompletion(model=self._group, messages=list(messages), **params)
+            lambda base, timeout: lm.acompletion(
+                messages=list(messages), **self._call_kwargs(base, timeout), **params
+            )
         )
         prompt_tokens, completion_tokens = self._record(response)
         choice = response.choices[0]
@@ -380,10 +311,12 @@ class LLMClient:
         extra_body: dict[str, Any] | None = None,
     ) -> Completion:
         """A raw text completion (``/v1/completions``): the prompt is sent as is, no chat template."""
-        router = self._get_router()
+        lm = litellm()
         params = self._params(max_tokens, temperature, {"stop": stop, "extra_body": extra_body})
         response = await self._with_retries(
-            lambda: router.atext_completion(model=self._group, prompt=prompt, **params)
+            lambda base, timeout: lm.atext_completion(
+                prompt=prompt, **self._call_kwargs(base, timeout, text=True), **params
+            )
         )
         prompt_tokens, completion_tokens = self._record(response)
         choice = response.choices[0]
@@ -408,14 +341,14 @@ class LLMClient:
         Failures before the first token are retried like any call; after the first token a
         failure is raised (a half-delivered answer cannot be transparently restarted).
         """
-        router = self._get_router()
+        lm = litellm()
         params = self._params(
             max_tokens, temperature, {"stop": stop, "stream_options": {"include_usage": True}}
         )
 
-        async def open_stream() -> tuple[Any, Any]:
-            stream = await router.acompletion(
-                model=self._group, messages=list(messages), stream=True, **params
+        async def open_stream(base: str, seconds: float) -> tuple[Any, Any]:
+            stream = await lm.acompletion(
+                messages=list(messages), stream=True, **self._call_kwargs(base, seconds), **params
             )
             iterator = stream.__aiter__()
             first = await iterator.__anext__()  # connection problems surface here
@@ -432,10 +365,13 @@ class LLMClient:
                 if delta:
                     yield delta
             try:
-                chunk = await asyncio.wait_for(iterator.__anext__(), timeout=self.endpoint.timeout_s)
+                # Between chunks too, the run's deadline bounds the wait.
+                wait = clamp(self.endpoint.timeout_s, f"{self.role} ({self.model}) stream")
+                chunk = await asyncio.wait_for(iterator.__anext__(), timeout=wait)
             except StopAsyncIteration:
                 break
             except TimeoutError as exc:
+                check(f"{self.role} ({self.model}) stream")  # the deadline cut it, not the server
                 raise LLMTimeoutError(
                     f"{self.model} stopped streaming for {self.endpoint.timeout_s:g}s",
                     endpoint=self._where,
@@ -516,11 +452,11 @@ class LLMClient:
         """
         if (messages is None) == (prompt is None):
             raise ValueError("give exactly one of messages or prompt")
-        router = self._get_router()
+        lm = litellm()
         if messages is not None:
             response = await self._with_retries(
-                lambda: router.acompletion(
-                    model=self._group,
+                lambda base, timeout: lm.acompletion(
+                    **self._call_kwargs(base, timeout),
                     messages=list(messages),
                     max_tokens=1,
                     temperature=0.0,
@@ -540,8 +476,12 @@ class LLMClient:
 
         assert prompt is not None
         response = await self._with_retries(
-            lambda: router.atext_completion(
-                model=self._group, prompt=prompt, max_tokens=1, temperature=0.0, logprobs=top_logprobs
+            lambda base, timeout: lm.atext_completion(
+                **self._call_kwargs(base, timeout, text=True),
+                prompt=prompt,
+                max_tokens=1,
+                temperature=0.0,
+                logprobs=top_logprobs,
             )
         )
         self._record(response)
@@ -578,22 +518,25 @@ class LLMClient:
         headers = {}
         if self.endpoint.api_key:
             headers["Authorization"] = f"Bearer {self.endpoint.api_key.get_secret_value()}"
-        async with httpx.AsyncClient(timeout=min(self.endpoint.timeout_s, 10.0)) as client:
-            for base in self.endpoint.api_base:
-                try:
-                    response = await client.get(f"{base}/models", headers=headers)
-                    response.raise_for_status()
-                    out[base] = [m["id"] for m in response.json().get("data", [])]
-                except (httpx.HTTPError, ValueError, KeyError) as exc:
-                    raise translate(exc, endpoint=base, model=self.model) from exc
+        client = self.transport.client()
+        for base in self.endpoint.api_base:
+            try:
+                timeout = clamp(min(self.endpoint.timeout_s, 10.0), "listing served models")
+                response = await client.get(f"{base}/models", headers=headers, timeout=timeout)
+                response.raise_for_status()
+                out[base] = [m["id"] for m in response.json().get("data", [])]
+            except (httpx.HTTPError, ValueError, KeyError) as exc:
+                raise translate(exc, endpoint=base, model=self.model) from exc
         return out
 
     async def aclose(self) -> None:
-        """Close pooled HTTP sessions (litellm keeps them process-wide)."""
-        if self._router is not None:
-            from litellm.llms.custom_httpx.async_client_cleanup import close_litellm_async_clients
+        """Close the shared transport's pool on the running loop (reopened by the next call)."""
+        from agentrag.llm.transport import aclose_shared
 
-            await close_litellm_async_clients()  # type: ignore[no-untyped-call]
+        if self.transport is shared_transport():
+            await aclose_shared()
+        else:
+            await self.transport.aclose()
 
     def _no_logprobs(self) -> LLMUnsupportedError:
         return LLMUnsupportedError(

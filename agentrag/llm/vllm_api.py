@@ -1,9 +1,11 @@
 """vLLM's own endpoints, beyond the OpenAI API: ``/tokenize``, prompt log-probabilities, ``/v1/rerank``.
 
-litellm speaks the OpenAI API only, so these go straight to the server with httpx, under the
-same rules as :class:`~agentrag.llm.LLMClient` calls: per-call timeout, a concurrency limit per
-event loop, tenacity retries on retryable failures only, errors translated into our tree, usage
-counted.
+litellm speaks the OpenAI API only, so these go straight to the server, through the same shared
+:class:`~agentrag.llm.transport.Transport` as :class:`~agentrag.llm.LLMClient` calls: one pool,
+the server's concurrency limit, per-call timeouts clamped to the run's deadline, tenacity retries
+on retryable failures only, errors translated into our tree, and answered model calls counted on
+the caller's meter and the run's (:func:`~agentrag.llm.usage_scope`). ``/tokenize`` runs no model
+and is not counted as a call.
 
 Example:
     >>> from agentrag.llm.vllm_api import VLLMApi
@@ -13,17 +15,13 @@ Example:
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import logging
-import weakref
 from collections.abc import Sequence
 from typing import Any
 
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
-
-from agentrag.errors import LLMError, LLMOutputError, LLMTimeoutError, LLMUnsupportedError, is_retryable
+from agentrag.errors import AgentragError, LLMError, LLMOutputError, LLMUnsupportedError
 from agentrag.llm._litellm import translate
+from agentrag.llm.transport import RetryPolicy, Transport, shared_transport
 from agentrag.settings import LLMEndpoint
 from agentrag.types import Usage
 
@@ -49,9 +47,17 @@ class VLLMApi:
         endpoint: The model's endpoint (litellm id or bare served name; ``api_base`` ends in ``/v1``).
         usage: Usage meter to add to (share the LLM client's to account a run in one place).
         role: A label for logs.
+        transport: The HTTP transport (default: the process-wide one LLM calls use too).
     """
 
-    def __init__(self, endpoint: LLMEndpoint, *, usage: Usage | None = None, role: str = "vllm") -> None:
+    def __init__(
+        self,
+        endpoint: LLMEndpoint,
+        *,
+        usage: Usage | None = None,
+        role: str = "vllm",
+        transport: Transport | None = None,
+    ) -> None:
         if not endpoint.model or not endpoint.api_base:
             raise LLMError(
                 f"{role} endpoint needs a model and at least one api_base",
@@ -61,82 +67,60 @@ class VLLMApi:
         self.model = served_name(endpoint.model)
         self.role = role
         self.usage = usage if usage is not None else Usage()
-        self._next_base = itertools.cycle(range(len(endpoint.api_base)))
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
-        self._semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
-            weakref.WeakKeyDictionary()
-        )
+        self.transport = transport if transport is not None else shared_transport()
+        self._policy = RetryPolicy.of(endpoint)
+        self._headers: dict[str, str] = {}
+        if endpoint.api_key:
+            self._headers["Authorization"] = f"Bearer {endpoint.api_key.get_secret_value()}"
 
     # ---------------------------------------------------------------- transport
-
-    def _loop_state(self) -> tuple[Any, asyncio.Semaphore]:
-        import httpx
-
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            headers = {}
-            if self.endpoint.api_key:
-                headers["Authorization"] = f"Bearer {self.endpoint.api_key.get_secret_value()}"
-            client = httpx.AsyncClient(timeout=self.endpoint.timeout_s, headers=headers)
-            self._clients[loop] = client
-        sem = self._semaphores.get(loop)
-        if sem is None:
-            sem = asyncio.Semaphore(self.endpoint.max_concurrency * len(self.endpoint.api_base))
-            self._semaphores[loop] = sem
-        return client, sem
 
     async def _post(self, path: str, payload: dict[str, Any], *, root: bool = False) -> Any:
         """POST to ``{api_base}{path}`` (``root``: to the server root, without ``/v1``)."""
         import httpx
 
-        ep = self.endpoint
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(ep.max_retries + 1),
-            wait=wait_random_exponential(multiplier=ep.backoff_initial_s, max=ep.backoff_max_s),
-            retry=retry_if_exception(is_retryable),
-            reraise=True,
+        def url_of(base: str) -> str:
+            if root and base.endswith("/v1"):
+                base = base[: -len("/v1")]
+            return f"{base}{path}"
+
+        async def call(base: str, seconds: float) -> Any:
+            url = url_of(base)
+            response = await self.transport.client().post(
+                url, json=payload, headers=self._headers, timeout=seconds
+            )
+            response.raise_for_status()
+            try:
+                return response.json()
+            except ValueError as exc:
+                raise LLMOutputError(f"{url} answered something that is not JSON") from exc
+
+        def translate_exc(exc: BaseException, base: str) -> AgentragError:
+            url = url_of(base)
+            if isinstance(exc, httpx.HTTPStatusError):
+                exc.status_code = exc.response.status_code  # type: ignore[attr-defined]
+                # vLLM answers 404 both for an unknown model (a JSON error naming the model) and
+                # for a route the server does not have ({"detail": ...}).
+                if exc.response.status_code == 404 and "model" not in exc.response.text.lower():
+                    return LLMUnsupportedError(
+                        f"{url} does not exist on this server",
+                        hint="this needs a vLLM server (and, for /rerank, a model served with "
+                        "--runner pooling)",
+                        endpoint=url,
+                        model=self.model,
+                    )
+            return translate(exc, endpoint=url, model=self.model)
+
+        return await self.transport.run(
+            call,
+            bases=self.endpoint.api_base,
+            timeout_s=self.endpoint.timeout_s,
+            policy=self._policy,
+            limit=self.endpoint.max_concurrency,
+            translate=translate_exc,
+            usage=self.usage,
+            what=f"{self.role} {path} ({self.model})",
         )
-        async for attempt in retrying:
-            with attempt:
-                base = ep.api_base[next(self._next_base)]
-                if root and base.endswith("/v1"):
-                    base = base[: -len("/v1")]
-                url = f"{base}{path}"
-                client, sem = self._loop_state()
-                async with sem:
-                    try:
-                        response = await asyncio.wait_for(
-                            client.post(url, json=payload), timeout=ep.timeout_s + 1.0
-                        )
-                        response.raise_for_status()
-                        return response.json()
-                    except TimeoutError as exc:
-                        self.usage.add_failure()
-                        raise LLMTimeoutError(
-                            f"{url} did not answer in {ep.timeout_s:g}s", endpoint=url, model=self.model
-                        ) from exc
-                    except httpx.HTTPStatusError as exc:
-                        self.usage.add_failure()
-                        exc.status_code = exc.response.status_code  # type: ignore[attr-defined]
-                        err = translate(exc, endpoint=url, model=self.model)
-                        # vLLM answers 404 both for an unknown model (a JSON error naming the
-                        # model) and for a route the server does not have ({"detail": ...}).
-                        if exc.response.status_code == 404 and "model" not in exc.response.text.lower():
-                            err = LLMUnsupportedError(
-                                f"{url} does not exist on this server",
-                                hint="this needs a vLLM server (and, for /rerank, a model served with "
-                                "--runner pooling)",
-                                endpoint=url,
-                                model=self.model,
-                            )
-                        raise err from exc
-                    except (httpx.HTTPError, OSError) as exc:
-                        self.usage.add_failure()
-                        raise translate(exc, endpoint=url, model=self.model) from exc
-                    except ValueError as exc:
-                        raise LLMOutputError(f"{url} answered something that is not JSON") from exc
-        raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
 
     # ---------------------------------------------------------------- requests
 
@@ -189,7 +173,9 @@ class VLLMApi:
         }
         data = await self._post("/completions", payload)
         usage = data.get("usage") or {}
-        self.usage.add(self.model, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)))
+        self.transport.record(
+            self.usage, self.model, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
+        )
         try:
             last = data["choices"][0]["prompt_logprobs"][-1]
             return float(last[str(int(token_id))]["logprob"])
@@ -216,7 +202,7 @@ class VLLMApi:
             payload["top_n"] = top_n
         data = await self._post("/rerank", payload)
         usage = data.get("usage") or {}
-        self.usage.add(self.model, int(usage.get("prompt_tokens", 0)), 0)
+        self.transport.record(self.usage, self.model, int(usage.get("prompt_tokens", 0)), 0)
         try:
             rows = [(int(r["index"]), float(r["relevance_score"])) for r in data["results"]]
         except (KeyError, TypeError, ValueError) as exc:
@@ -226,8 +212,5 @@ class VLLMApi:
         return sorted(rows, key=lambda r: -r[1])
 
     async def aclose(self) -> None:
-        """Close the HTTP client of the running event loop."""
-        loop = asyncio.get_running_loop()
-        client = self._clients.pop(loop, None)
-        if client is not None:
-            await client.aclose()
+        """Close the transport's pool on the running loop (shared: the next call reopens it)."""
+        await self.transport.aclose()

@@ -41,9 +41,13 @@ def contribution(p_relevant: float, utility: float = 1.0) -> float:
 
 
 def expected_udcg(items: Sequence[Evidence], utilities: Sequence[float] | None = None) -> float:
-    """Soft-label UDCG of a context (:func:`agentrag.scoring.udcg.udcg`); 0 when empty."""
+    """Soft-label UDCG of a context (:func:`agentrag.scoring.udcg.udcg`); 0 when empty.
+
+    Items of unknown relevance are left out of the value (unknown is not 0).
+    """
     us = list(utilities) if utilities is not None else [1.0] * len(items)
-    return udcg([e.relevance for e in items], us)
+    known = [(e.relevance.p, u) for e, u in zip(items, us, strict=True) if e.relevance.p is not None]
+    return udcg([p for p, _ in known], [u for _, u in known])
 
 
 class PackParams(BaseModel):
@@ -84,29 +88,34 @@ async def pack_context(state: RAGState, runtime: Runtime[RunContext], params: Pa
     Fallback: if utilities cannot be measured (``utility: llm``), the proxy is used.
     """
     items = list(state.evidence)
-    errors = state.errors
+    errors: list[str] = []
     utilities = [1.0] * len(items)
     if params.utility == "llm" and items:
         try:
             utilities = await _utilities(runtime, state.question, items)
         except LLMError as exc:
             errors = degraded(state, "pack_context", "used proxy utilities", exc)
+    # Unknown relevance (reranker fell back) has no expected contribution: such items are
+    # never dropped as distractors and follow the scored ones in the order given (retrieval).
     scored = sorted(
-        ((contribution(e.relevance, u), u, e) for e, u in zip(items, utilities, strict=True)),
-        key=lambda t: -t[0],
+        (
+            (None if e.relevance.p is None else contribution(e.relevance.p, u), u, e)
+            for e, u in zip(items, utilities, strict=True)
+        ),
+        key=lambda t: (t[0] is None, -(t[0] or 0.0)),
     )
     chosen: list[tuple[float, Evidence]] = []
     dropped: list[Dropped] = []
     used = 0
     for c, u, item in scored:
         cost = approx_tokens(item.text)
-        if c <= 0:
+        if c is not None and c <= 0:
             dropped.append(
                 Dropped(
                     passage_id=item.passage_id,
                     stage="pack_context",
-                    score=item.relevance,
-                    reason=f"likely distractor: p(relevant)={item.relevance:.2f}, utility {u:.2f} "
+                    score=item.relevance.p,
+                    reason=f"likely distractor: p(relevant)={item.relevance}, utility {u:.2f} "
                     f"-> expected UDCG contribution {c:+.2f}",
                 )
             )
@@ -115,7 +124,7 @@ async def pack_context(state: RAGState, runtime: Runtime[RunContext], params: Pa
                 Dropped(
                     passage_id=item.passage_id,
                     stage="pack_context",
-                    score=item.relevance,
+                    score=item.relevance.p,
                     reason=f"beyond {params.max_items} items",
                 )
             )
@@ -124,7 +133,7 @@ async def pack_context(state: RAGState, runtime: Runtime[RunContext], params: Pa
                 Dropped(
                     passage_id=item.passage_id,
                     stage="pack_context",
-                    score=item.relevance,
+                    score=item.relevance.p,
                     reason=f"over the token budget ({used}+{cost} > {params.token_budget})",
                 )
             )
@@ -139,7 +148,7 @@ async def pack_context(state: RAGState, runtime: Runtime[RunContext], params: Pa
     return {
         "context": context,
         "udcg": value if context else 0.0,
-        "dropped": [*state.dropped, *dropped],
+        "dropped": dropped,
         "errors": errors,
         **event(
             f"packed {len(context)} items (~{used} tokens), expected UDCG {value:.3f}",

@@ -113,33 +113,38 @@ async def test_connection_refused_is_retried_then_reported() -> None:
 
 
 async def test_concurrency_limit_caps_requests_in_flight() -> None:
+    from agentrag.llm.transport import Transport
+
     with FaultServer(["delay:0.3"]) as server:
-        llm = client(server.api_base, max_concurrency=2)
+        transport = Transport()
+        llm = LLMClient(
+            LLMEndpoint(model="hosted_vllm/fake", api_base=[server.api_base], max_concurrency=2),
+            transport=transport,
+        )
         in_flight = 0
         peak = 0
-        original = llm._attempt
+        original = transport._attempt
 
-        async def counting(call):
-            nonlocal in_flight, peak
-
-            async def wrapped():
+        async def counting(call, **kw):
+            async def wrapped(base, seconds):
                 nonlocal in_flight, peak
                 in_flight += 1
                 peak = max(peak, in_flight)
                 try:
-                    return await call()
+                    return await call(base, seconds)
                 finally:
                     in_flight -= 1
 
-            return await original(wrapped)
+            return await original(wrapped, **kw)
 
-        llm._attempt = counting  # type: ignore[method-assign]
+        transport._attempt = counting  # type: ignore[method-assign]
         t0 = time.perf_counter()
         await asyncio.gather(*(llm.chat(MSG) for _ in range(6)))
         elapsed = time.perf_counter() - t0
         assert peak == 2
         assert len(server.requests) == 6
         assert elapsed >= 0.85  # 6 requests, 2 at a time, 0.3 s each
+        await transport.aclose()
 
 
 async def test_replicas_share_load_and_survive_one_down() -> None:
