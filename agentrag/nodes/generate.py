@@ -12,6 +12,9 @@ Answers end, and what is printed is what is kept:
 - **The abstention is one fixed sentence** (:data:`ABSTAIN`), which the prompt asks for and
   :func:`is_abstention` recognises; an abstaining answer carries no citations.
 - An answer cut off by ``max_tokens`` or by the guard ends at its last complete sentence.
+- **Every sentence carries the marker of the passage it comes from**: the prompt asks for it,
+  and a sentence the model left uncited gets the marker of the context item that holds most of
+  its words (:func:`attribute_uncited`; none when no item holds 60% of them).
 """
 
 from __future__ import annotations
@@ -162,6 +165,91 @@ def last_complete_sentence(text: str) -> str:
     return text[: ends[-1].end()] if ends else text
 
 
+_WORD = re.compile(r"[a-z0-9]+")
+_STOPWORDS = frozenset(
+    [
+        "the",
+        "a",
+        "an",
+        "and",
+        "or",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "for",
+        "by",
+        "with",
+        "from",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "it",
+        "its",
+        "this",
+        "that",
+        "as",
+        "which",
+        "who",
+        "what",
+        "when",
+        "where",
+        "how",
+        "not",
+        "no",
+        "but",
+    ]
+)
+_UNCITED = re.compile(r"[^.!?\n]*[^.!?\n\s][^.!?\n]*(?:[.!?]+(?:\s*\[\d+(?:\s*[,;]\s*\d+)*\])*|$)")
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if len(w) > 2 and w not in _STOPWORDS}
+
+
+def attribute_uncited(text: str, context: list[Evidence], *, min_overlap: float = 0.6) -> tuple[str, int]:
+    """Give a sentence the model left without a marker the ``[n]`` of the item it comes from.
+
+    A sentence is attributed to the context item holding the largest share of its content
+    words, when that share is at least ``min_overlap`` (and the sentence has two content words
+    or more); otherwise it stays uncited. The marker goes before the sentence's final stop.
+
+    Returns:
+        The text and the number of markers added.
+
+    Example:
+        >>> ev = [Evidence(passage_id="a", text="The Aurora K2 has a two-year warranty.")]
+        >>> attribute_uncited("The K2 has a two-year warranty.", ev)
+        ('The K2 has a two-year warranty [1].', 1)
+    """
+    vocab = [_content_words(f"{e.title} {e.text}") for e in context]
+    added = 0
+
+    def mark(match: re.Match[str]) -> str:
+        nonlocal added
+        sentence = match.group()
+        if _MARKERS.search(sentence):
+            return sentence
+        words = _content_words(sentence)
+        if len(words) < 2:
+            return sentence
+        shares = [len(words & v) / len(words) for v in vocab]
+        best = max(range(len(shares)), key=lambda i: shares[i], default=None)
+        if best is None or shares[best] < min_overlap:
+            return sentence
+        added += 1
+        body = sentence.rstrip()
+        stop = re.search(r"[.!?]+$", body)
+        cut = stop.start() if stop else len(body)
+        return f"{body[:cut].rstrip()} [{best + 1}]{body[cut:]}{sentence[len(body) :]}"
+
+    return _UNCITED.sub(mark, text), added
+
+
 def resolve_citations(
     answer: str, context: list[Evidence], passages: dict[str, Passage]
 ) -> tuple[str, list[Citation]]:
@@ -277,13 +365,19 @@ async def generate(state: RAGState, runtime: Runtime[RunContext], params: Genera
     if guard.looping or hit_cap:
         raw = last_complete_sentence(raw)
     citations: list[Citation] = []
+    n_attributed = 0
     if is_abstention(raw):
         text, outcome = ABSTAIN, "abstained"
     else:
         passages = {p.id: p for p in state.candidates}
-        text, citations = resolve_citations(drop_abstention(raw), state.context, passages)
+        attributed, n_attributed = attribute_uncited(drop_abstention(raw), state.context)
+        text, citations = resolve_citations(attributed, state.context, passages)
         outcome = "budget_exhausted" if cut_short else "answered"
     notes = [f"{len(text)} chars", f"{len(citations)} citations"]
+    if not citations and outcome != "abstained":
+        notes.append("no citation")
+    elif outcome != "abstained" and n_attributed:
+        notes.append(f"{n_attributed} uncited sentence(s) attributed by word overlap")
     if guard.looping:
         notes.append("repetition cut")
     elif hit_cap:

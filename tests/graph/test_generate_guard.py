@@ -5,11 +5,13 @@ from __future__ import annotations
 from agentrag.nodes.generate import (
     ABSTAIN,
     AnswerGuard,
+    attribute_uncited,
     drop_abstention,
     is_abstention,
     last_complete_sentence,
     repetition_start,
 )
+from agentrag.types import Evidence
 
 
 def stream(guard: AnswerGuard, text: str, step: int = 3) -> str:
@@ -67,3 +69,23 @@ def test_abstention() -> None:
     assert is_abstention(ABSTAIN) and is_abstention("") and is_abstention(f"{ABSTAIN} [1]")
     assert not is_abstention("Two years [1].")
     assert drop_abstention(f"Two years [1]. {ABSTAIN}") == "Two years [1]."
+
+
+def test_uncited_sentences_get_the_marker_of_their_passage() -> None:
+    context = [
+        Evidence(
+            passage_id="a", title="Animorphs", text="Animorphs is a science fantasy series for young adults."
+        ),
+        Evidence(passage_id="b", text="The Hork-Bajir Chronicles is a companion book."),
+    ]
+    text, added = attribute_uncited(
+        "Animorphs is a science fantasy young adult series. It is a companion book [2]. Yes.", context
+    )
+    assert text == "Animorphs is a science fantasy young adult series [1]. It is a companion book [2]. Yes."
+    assert added == 1
+    # Too little overlap: left uncited rather than guessed.
+    assert attribute_uncited("Paris is the capital of France.", context) == (
+        "Paris is the capital of France.",
+        0,
+    )
+    assert attribute_uncited("The Hork-Bajir Chronicles", context)[0] == "The Hork-Bajir Chronicles [2]"
