@@ -115,6 +115,11 @@ class Profile:
         """Whether rerankers write evidence (one generation per kept passage)."""
         return self.name == "gpu"
 
+    @property
+    def min_evidence_chars(self) -> int:
+        """Passages shorter than this are their own evidence (a rewrite would not pay)."""
+        return 240
+
     def plan(self, graph: str) -> GraphPlan:
         """The plan for a shipped graph (empty for others)."""
         return PLANS[self.name].get(graph, GraphPlan())

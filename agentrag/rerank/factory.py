@@ -80,7 +80,11 @@ def reranker_from_settings(
 
         llm = LLMClient.from_settings(settings, "reranker")
         make = PrismConfig if cfg.prism_prompt == "exact" else PrismConfig.for_general_models
-        config = make(generate_evidence=evidence, max_document_chars=cfg.max_document_chars)
+        config = make(
+            generate_evidence=evidence,
+            max_document_chars=cfg.max_document_chars,
+            min_evidence_chars=profile.min_evidence_chars,
+        )
         return PrismReranker(llm, config, calibration=calibration)
     if kind == "embedding":
         from agentrag.embed import embedder_from_settings
