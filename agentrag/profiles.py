@@ -74,9 +74,17 @@ PLANS: dict[ProfileName, dict[str, GraphPlan]] = {
             params={"rerank": {"top_n": 6}, "pack": _CPU_PACK, "generate": _CPU_GENERATE},
         ),
         # The gate and its corrections still spend calls; one corrective round at most.
+        # Strips are scored by MiniLM cosine (they carry no retrieval score). The gate reads
+        # relative retrieval scores, whose best is 1: it takes the "correct" branch unless a
+        # calibration maps them to probabilities.
         "crag": GraphPlan(
             skip=("rewrite",),
-            params={"rerank": {"top_n": 6}, "pack": _CPU_PACK, "generate": _CPU_GENERATE},
+            params={
+                "rerank": {"top_n": 6},
+                "refine": {"scorer": "embedding"},
+                "pack": _CPU_PACK,
+                "generate": _CPU_GENERATE,
+            },
             budgets={"max_rounds": 1},
         ),
         # Plan, filter and reflect are LLM calls per round: fewer queries, one round.

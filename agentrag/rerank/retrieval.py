@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from agentrag.rerank.base import BaseReranker
+from agentrag.rerank.base import BaseReranker, RerankResult, fallback_result
 from agentrag.types import Passage
 
 if TYPE_CHECKING:
@@ -53,3 +53,22 @@ class RetrievalScoreReranker(BaseReranker):
     async def ascore(self, query: str, passages: Sequence[Passage]) -> list[float]:
         """The passages' relative retrieval scores (``Passage.score`` / the best)."""
         return relative_scores([p.score for p in passages])
+
+    async def arerank(
+        self,
+        query: str,
+        passages: Sequence[Passage],
+        *,
+        top_n: int | None = None,
+        threshold: float | None = None,
+    ) -> RerankResult:
+        """Order by relative retrieval score; without any positive score, the fallback.
+
+        Passages that carry no retrieval score (strips cut from evidence, hits of another
+        source) are not scored 0: relevance is then unknown and the retrieval order is kept.
+        """
+        if passages and all(p.score <= 0 for p in passages):
+            return fallback_result(
+                self.name, passages, top_n=top_n, reason="the passages carry no retrieval score"
+            )
+        return await super().arerank(query, passages, top_n=top_n, threshold=threshold)

@@ -54,3 +54,13 @@ async def test_a_real_http_error_falls_back(fault_server) -> None:
     result = await YesNoReranker(llm).arerank("q", PASSAGES, top_n=3)
     assert result.fallback and "llm.bad_request" in result.fallback_reason
     assert [p.id for p in result.passages] == ["p1", "p2", "p3"]
+
+
+async def test_retrieval_scores_without_scores_fall_back() -> None:
+    from agentrag.rerank.retrieval import RetrievalScoreReranker
+
+    result = await RetrievalScoreReranker().arerank("q", PASSAGES, top_n=2)  # every score is 0
+    assert result.fallback and [p.id for p in result.passages] == ["p1", "p2"]
+    scored = [p.model_copy(update={"score": s}) for p, s in zip(PASSAGES, (0.2, 0.8, 0.4), strict=True)]
+    result = await RetrievalScoreReranker().arerank("q", scored)
+    assert not result.fallback and [p.score for p in result.passages] == [1.0, 0.5, 0.25]
