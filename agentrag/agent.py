@@ -191,10 +191,14 @@ class Agent:
         retrievers: dict[str, Retriever] | None = None,
         checkpoint: Literal["sqlite", "memory", "none"] = "sqlite",
     ) -> None:
+        from agentrag import profiles
         from agentrag.graph.spec import GraphSpec, load_spec
 
         self.settings = settings or Settings.load()
-        self.spec = graph if isinstance(graph, GraphSpec) else load_spec(graph)
+        self.profile = profiles.resolve(self.settings)
+        spec = graph if isinstance(graph, GraphSpec) else load_spec(graph)
+        # The profile trims the shipped graphs' LLM calls (agentrag.profiles.PLANS).
+        self.spec = profiles.apply(spec, self.profile)
         self.knowledge_base = knowledge_base
         self._llm = llm
         self.reranker = reranker

@@ -504,12 +504,16 @@ class RetrievalSettings(_Frozen):
 class RerankSettings(_Frozen):
     """Which reranker scores passages (the ``rerank`` and ``refine`` nodes)."""
 
-    kind: Literal["prism", "embedding", "cross-encoder", "vllm", "none"] = "prism"
+    kind: Literal["prism", "yesno", "retrieval", "embedding", "cross-encoder", "vllm", "none"] = "prism"
     """``prism``: LLM evidence reranker on the ``[reranker]`` endpoint (P(yes), contribution,
-    evidence); ``embedding``: pseudo-relevance feedback with the embedder (offline, no LLM);
+    evidence); ``yesno``: P(yes) at the first token of a plain chat question "is this passage
+    relevant?" on the ``[reranker]`` endpoint (no evidence; for instruction models not trained
+    on Prism's format); ``retrieval``: the hybrid retrieval score, no model at all;
+    ``embedding``: pseudo-relevance feedback with the embedder (offline, no LLM);
     ``cross-encoder``: a local sentence-transformers cross-encoder (``model_path``);
     ``vllm``: a cross-encoder served by vLLM's ``/v1/rerank`` (the ``[reranker]`` endpoint);
-    ``none``: keep retrieval order."""
+    ``none``: keep retrieval order. Left unset, the profile chooses: ``retrieval`` on ``cpu``,
+    ``prism`` on ``gpu`` (see ``agentrag.profiles``)."""
 
     model_path: Path | None = None
     """Cross-encoder folder (``cross-encoder``)."""
@@ -526,7 +530,12 @@ class RerankSettings(_Frozen):
     ``general`` gives real but anti-correlated scores (0.185). Use ``general`` only after
     measuring it on your model."""
     generate_evidence: bool = True
-    """``prism``: write contribution + evidence for kept passages (one generation each)."""
+    """``prism``: write contribution + evidence for kept passages (one generation each). Left
+    unset, the profile chooses (off on ``cpu``)."""
+
+    max_document_tokens: int = Field(default=256, ge=16)
+    """``yesno``: passages are cut to about this many tokens in the scoring prompt (the cost of
+    a score is the prefill of the passage)."""
 
     max_document_chars: int | None = Field(default=2000, ge=100)
     """``prism``: truncate long passages in the scoring prompt."""
@@ -572,6 +581,12 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
     """Logging level for the ``agentrag`` logger."""
+
+    profile: Literal["auto", "cpu", "gpu"] = "auto"
+    """How many LLM calls the shipped graphs spend (``agentrag.profiles``). ``cpu``: ``rag``
+    answers with one call (no rewrite, relevance from retrieval scores, no evidence
+    generation); ``gpu``: the graphs as written (full Prism path). ``auto``: ``gpu`` when a
+    CUDA device is visible. Set ``gpu`` when the model server runs on a GPU elsewhere."""
 
     @model_validator(mode="after")
     def _fill_local_defaults(self) -> Settings:

@@ -58,10 +58,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture
 def settings(tmp_path: Path):
-    """Settings with no config file and a fresh data directory."""
+    """Settings with no config file and a fresh data directory.
+
+    The ``gpu`` profile runs the graphs as written, so tests do not depend on the machine.
+    """
     from agentrag.settings import Settings
 
-    return Settings.load(config=None, data_dir=tmp_path / "data")
+    return Settings.load(config=None, data_dir=tmp_path / "data", profile="gpu")
 
 
 def _model_server_settings(model: str, port_env: str):

@@ -87,3 +87,15 @@ async def test_search_graph_returns_results(settings, retriever) -> None:
     agent = make_agent(settings, retriever, llm=llm, graph="premise", checkpoint="none")
     results = await agent.asearch("Who wrote Hamlet?")
     assert results and all(r.scores.aggregate for r in results)
+
+
+async def test_cpu_profile_answers_with_one_llm_call(settings, retriever) -> None:
+    # The cpu plan leaves out rewrite: the answer is the only LLM call of rag.
+    cpu = settings.model_copy(update={"profile": "cpu"})
+    agent = make_agent(cpu, retriever, checkpoint="none")
+    assert "rewrite" not in agent.spec.nodes and agent.spec.entry == "retrieve"
+    assert agent.spec.nodes["pack"].params["token_budget"] == 900
+    answer = await agent.aask("Who wrote Hamlet?")
+    assert answer.outcome == "answered" and answer.citations
+    assert answer.usage.calls == 1
+    assert [e.node for e in answer.trace if e.event == "start"] == ["retrieve", "rerank", "pack", "generate"]

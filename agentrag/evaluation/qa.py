@@ -145,7 +145,8 @@ def score_answer(
     """EM, F1, containment, and the share of ``supporting`` among the first k of ``order``."""
     from agentrag.scoring.metrics import qa_scores
 
-    out = qa_scores(answer_text, list(gold))
+    # Citation markers are not answer words: "[1]" would count as a token "1" against F1.
+    out = qa_scores(re.sub(r"\[\d+(?:\s*[,;]\s*\d+)*\]", " ", answer_text), list(gold))
     for k in SP_CUTOFFS:
         out[f"sp_recall@{k}"] = len(set(order[:k]) & supporting) / len(supporting) if supporting else 0.0
     return out

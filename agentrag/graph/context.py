@@ -39,7 +39,12 @@ class ChatModel(Protocol):
         ...
 
     def stream(
-        self, messages: Sequence[Message], *, max_tokens: int | None = None, temperature: float | None = None
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        stop: list[str] | None = None,
     ) -> AsyncIterator[str]:
         """Stream a chat completion as text deltas."""
         ...

@@ -32,6 +32,10 @@ def reranker_from_settings(
 ) -> Reranker | None:
     """The configured reranker (None for ``kind = "none"``). Models load on first use.
 
+    ``[rerank] kind`` and ``generate_evidence`` left unset follow the profile
+    (:mod:`agentrag.profiles`): ``retrieval`` without evidence on ``cpu``, ``prism`` with
+    evidence on ``gpu``.
+
     Args:
         settings: Settings (``[rerank]``, ``[reranker]`` endpoint, ``[embedder]``).
         embedder: For ``embedding`` (default: the settings' embedder).
@@ -40,27 +44,54 @@ def reranker_from_settings(
 
     Example:
         >>> from agentrag.settings import Settings
-        >>> reranker_from_settings(Settings.load(config=None)).name
+        >>> reranker_from_settings(Settings.load(config=None, profile="gpu")).name
         'prism:qwen2.5-coder-1.5b'
+        >>> reranker_from_settings(Settings.load(config=None, profile="cpu")).name
+        'retrieval'
     """
+    from agentrag.profiles import resolve
+
     cfg = settings.rerank
+    profile = resolve(settings)
+    # Fields left unset follow the profile: on CPU no reranker spends a generation.
+    kind = cfg.kind if "kind" in cfg.model_fields_set else profile.rerank_kind
+    evidence = (
+        cfg.generate_evidence if "generate_evidence" in cfg.model_fields_set else profile.generate_evidence
+    )
     calibration = _calibration(cfg.calibration, kb_dir / "calibration.json" if kb_dir else None)
-    if cfg.kind == "none":
+    if kind == "none":
         return None
-    if cfg.kind == "prism":
+    if kind == "retrieval":
+        from agentrag.rerank.retrieval import RetrievalScoreReranker
+
+        return RetrievalScoreReranker(calibration=calibration)
+    if kind == "yesno":
+        from agentrag.llm import LLMClient
+        from agentrag.rerank.yesno import YesNoReranker
+
+        return YesNoReranker(
+            LLMClient.from_settings(settings, "reranker"),
+            max_document_tokens=cfg.max_document_tokens,
+            calibration=calibration,
+        )
+    if kind == "prism":
         from agentrag.llm import LLMClient
         from agentrag.rerank.prism import PrismConfig, PrismReranker
 
         llm = LLMClient.from_settings(settings, "reranker")
         make = PrismConfig if cfg.prism_prompt == "exact" else PrismConfig.for_general_models
-        config = make(generate_evidence=cfg.generate_evidence, max_document_chars=cfg.max_document_chars)
+        config = make(
+            generate_evidence=evidence,
+            max_document_chars=cfg.max_document_chars,
+            min_evidence_chars=profile.min_evidence_chars,
+        )
         return PrismReranker(llm, config, calibration=calibration)
-    if cfg.kind == "embedding":
+    if kind == "embedding":
         from agentrag.embed import embedder_from_settings
         from agentrag.rerank.embedding import EmbeddingPRFReranker
 
         return EmbeddingPRFReranker(embedder or embedder_from_settings(settings), calibration=calibration)
-    if cfg.kind == "cross-encoder":
+    if kind == "cross-encoder":
         from agentrag.rerank.cross_encoder import CrossEncoderReranker
 
         if cfg.model_path is None:

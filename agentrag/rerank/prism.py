@@ -150,6 +150,15 @@ class PrismConfig(BaseModel):
     max_tokens: int = Field(default=512, ge=16)
     """Cap on each evidence generation."""
 
+    min_evidence_chars: int = Field(default=0, ge=0)
+    """A kept passage shorter than this is its own evidence (no generation): rewriting two
+    sentences costs a generation and saves the answer nothing (the profiles set 240)."""
+
+    max_tagless: int = Field(default=3, ge=1)
+    """After this many evidence generations in a row without usable tags, the model is taken
+    not to write the format and evidence generation stops for this reranker (passages are
+    their own evidence)."""
+
     max_document_chars: int | None = Field(default=None, ge=100)
     """Cut longer passages before prompting (None: send whole; the server rejects prompts over
     its context length)."""
@@ -188,6 +197,7 @@ class PrismReranker(BaseReranker):
         self.config = config or PrismConfig()
         self.calibration = calibration
         self._template = load_prompt(self.config.template)
+        self._tagless = 0  # consecutive evidence generations without usable tags
 
     @property
     def name(self) -> str:
@@ -300,7 +310,7 @@ class PrismReranker(BaseReranker):
         )
         evidence: list[Evidence] = []
         if self.config.generate_evidence and kept:
-            evidence = list(await asyncio.gather(*(self._evidence_for(query, p, p.relevance) for p in kept)))
+            evidence = list(await asyncio.gather(*(self._evidence_or_passage(query, p) for p in kept)))
             n_fallback = sum(e.fallback for e in evidence)
             if n_fallback:
                 log.warning(
@@ -316,6 +326,30 @@ class PrismReranker(BaseReranker):
             reranker=self.name,
             timings={"score": t_scored - t0, "evidence": t_end - t_scored, "total": t_end - t0},
         )
+
+    @property
+    def writes_evidence(self) -> bool:
+        """False once the model has shown it does not write the tags (``max_tagless``)."""
+        return self._tagless < self.config.max_tagless
+
+    async def _evidence_or_passage(self, query: str, passage: Passage) -> Evidence:
+        relevance = passage.relevance
+        if len(passage.text) < self.config.min_evidence_chars or not self.writes_evidence:
+            # Not a failure: generation would not pay, so the passage is the evidence.
+            return _fallback_evidence(passage, relevance).model_copy(update={"fallback": False})
+        evidence = await self._evidence_for(query, passage, relevance)
+        if evidence.fallback and not evidence.contribution:
+            self._tagless += 1
+            if self._tagless == self.config.max_tagless:
+                log.warning(
+                    "prism: %s wrote no usable evidence tags %d times in a row; evidence generation "
+                    "is off for this reranker",
+                    self.name,
+                    self._tagless,
+                )
+        elif not evidence.fallback:
+            self._tagless = 0
+        return evidence
 
 
 def _fallback_evidence(passage: Passage, relevance: Relevance, *, contribution: str = "") -> Evidence:

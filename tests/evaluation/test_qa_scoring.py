@@ -35,6 +35,8 @@ def test_paragraph_order_is_context_then_dropped_distinct() -> None:
         ),
         ("She was chief of protocol", ["1", "5"], {"em": 0.0, "contains": 1.0, "sp": 1.0, "sp2": 1.0}),
         ("an ambassador", [], {"em": 0.0, "contains": 0.0, "sp": 0.0, "sp2": 0.0}),
+        # Citation markers are not answer words.
+        ("The Chief of Protocol [1][5].", ["1", "5"], {"em": 1.0, "contains": 1.0, "sp": 1.0, "sp2": 1.0}),
         ("x", ["0", "4", "1", "2", "5"], {"em": 0.0, "contains": 0.0, "sp": 1.0, "sp2": 0.0}),
     ],
 )

@@ -4,6 +4,8 @@
 - cross-encoder: a tiny cross-encoder built from the bundled MiniLM weights, in process.
 - vllm-rerank: the same tiny cross-encoder served by a real vLLM (``--runner pooling``).
 - embedding-prf: the real bundled MiniLM embedder.
+- yesno: the real local vLLM server's chat endpoint, first-token P(yes).
+- retrieval: the candidates' own retrieval scores (no model).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from agentrag.rerank import (
     RerankResult,
     VLLMRerankReranker,
 )
+from agentrag.rerank.retrieval import RetrievalScoreReranker
+from agentrag.rerank.yesno import YesNoReranker
 from agentrag.settings import LLMEndpoint
 from agentrag.types import StageScores
 
@@ -35,6 +39,10 @@ def build(kind: str, request: pytest.FixtureRequest) -> Reranker:
         return VLLMRerankReranker(LLMEndpoint(model="tiny-ce", api_base=[url], timeout_s=60))
     if kind == "embedding-prf":
         return EmbeddingPRFReranker(request.getfixturevalue("embedder"), k=2, beta=0.5)
+    if kind == "yesno":
+        return YesNoReranker(request.getfixturevalue("llm"), max_document_tokens=64)
+    if kind == "retrieval":
+        return RetrievalScoreReranker()
     raise AssertionError(kind)
 
 
@@ -43,6 +51,8 @@ KINDS = [
     "cross-encoder",
     pytest.param("vllm-rerank", marks=[pytest.mark.vllm, pytest.mark.slow]),
     "embedding-prf",
+    pytest.param("yesno", marks=pytest.mark.vllm),
+    "retrieval",
 ]
 
 

@@ -192,3 +192,19 @@ async def test_rejected_by_a_real_http_server_falls_back_requests_fall_back_to_r
     assert result.fallback and "llm.bad_request" in result.fallback_reason
     assert [p.id for p in result.passages] == [p.id for p in c.passages[:3]]
     assert all(e.fallback and e.text == p.text for e, p in zip(result.evidence, result.passages, strict=True))
+
+
+async def test_short_passages_are_their_own_evidence_and_tagless_models_stop_generating() -> None:
+    short = PrismConfig(min_evidence_chars=1000)
+    llm = FakeLLM(TABLE)
+    result = await PrismReranker(llm, short).arerank("q", PASSAGES, top_n=2)  # type: ignore[arg-type]
+    assert llm.completed == [] and [e.text for e in result.evidence] == [p.text for p in result.passages]
+    assert not any(e.fallback for e in result.evidence)
+
+    tagless = FakeLLM(TABLE)  # every completion is empty: no tags
+    reranker = PrismReranker(tagless, PrismConfig(max_tagless=2))  # type: ignore[arg-type]
+    await reranker.arerank("q", PASSAGES, top_n=2)
+    assert not reranker.writes_evidence and len(tagless.completed) == 2
+    again = await reranker.arerank("q", PASSAGES, top_n=2)
+    assert len(tagless.completed) == 2  # no further generations
+    assert not any(e.fallback for e in again.evidence)
