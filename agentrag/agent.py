@@ -33,20 +33,107 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from agentrag._async import run_sync
-from agentrag.errors import ConfigError
+from agentrag.errors import AgentragError, ConfigError, InvalidArgumentError
 from agentrag.settings import Settings
 from agentrag.state import ChatTurn, RAGState
-from agentrag.types import Answer, Passage, Usage
+from agentrag.types import Answer, Outcome, Passage, Usage
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from agentrag.embed import Embedder
     from agentrag.graph import Graph, GraphSpec, Retriever, RunContext
     from agentrag.graph.context import ChatModel
     from agentrag.rerank import Reranker
+    from agentrag.stores.filters import Filter, FilterLike
 
-__all__ = ["Agent", "AgentEvent"]
+__all__ = ["Agent", "AgentEvent", "check_filters", "check_question", "check_thread_id"]
 
 log = logging.getLogger(__name__)
+
+_MAX_QUESTION_CHARS = 20_000
+_CALL_LIMITS = ("llm_calls", "tokens", "wall_time")
+
+
+def check_question(question: object, *, what: str = "question") -> str:
+    """The question, stripped; a typed error for anything that is not a non-empty string.
+
+    Raises:
+        InvalidArgumentError: ``None``, a non-string, an empty or blank string, or an
+            unreasonably long one.
+    """
+    if not isinstance(question, str):
+        raise InvalidArgumentError(
+            f"the {what} must be a string, not {type(question).__name__}",
+            hint='e.g. agent.ask("What does the warranty cover?")',
+            value=question,
+        )
+    text = question.strip()
+    if not text:
+        raise InvalidArgumentError(f"the {what} is empty", hint="ask something")
+    if len(text) > _MAX_QUESTION_CHARS:
+        raise InvalidArgumentError(
+            f"the {what} is {len(text):,} characters long (at most {_MAX_QUESTION_CHARS:,})",
+            hint="ask a question; put long documents in the knowledge base (agentrag ingest)",
+        )
+    return text
+
+
+def check_thread_id(thread_id: object) -> str | None:
+    """A thread id: None or a non-empty string of at most 200 characters.
+
+    Raises:
+        InvalidArgumentError: Anything else.
+    """
+    if thread_id is None:
+        return None
+    if not isinstance(thread_id, str) or not thread_id.strip() or len(thread_id) > 200:
+        raise InvalidArgumentError(
+            f"thread_id must be a non-empty string (at most 200 characters), not {thread_id!r:.60}",
+            hint='e.g. thread_id="support-42", or leave it out for a one-off question',
+        )
+    return thread_id
+
+
+def check_filters(filters: object) -> Filter | None:
+    """A request's metadata filter as a typed :data:`~agentrag.stores.filters.Filter`.
+
+    Raises:
+        InvalidArgumentError: Not a filter or a ``{field: value | [values]}`` mapping.
+    """
+    if filters is None:
+        return None
+    from pydantic import ValidationError
+
+    from agentrag.stores.filters import to_filter
+
+    try:
+        return to_filter(filters)  # type: ignore[arg-type]
+    except (TypeError, ValueError, ValidationError, AgentragError) as exc:
+        raise InvalidArgumentError(
+            f"invalid filters {filters!r:.120}: {str(exc).splitlines()[0][:200]}",
+            hint='a mapping of metadata field to value or list of values, e.g. {"tenant": "a"}, '
+            "or agentrag.stores.filters.Eq / In / Range combined with & and |",
+        ) from None
+
+
+def outcome_of(state: RAGState) -> Outcome:
+    """How a run ended, from its final state.
+
+    A node that fell back after a failed model call leaves a line in ``errors``: the run is
+    then ``degraded`` (an abstention or an answer built around a failure is never reported as
+    a clean one). No answer at all is ``budget_exhausted`` when a limit stopped it, else
+    ``failed``.
+    """
+    if state.outcome is None or not state.answer.strip():
+        # No answer. A failure explains it before a limit does; a loop that ran out of rounds
+        # still reaches generate, so only the call limits can leave a run without an answer.
+        if not state.errors and state.budget.exhausted in _CALL_LIMITS:
+            return "budget_exhausted"
+        return "failed"
+    if state.errors and state.outcome in ("answered", "abstained", "budget_exhausted"):
+        return "degraded"
+    return state.outcome
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -205,13 +292,15 @@ class Agent:
         )
 
     async def _initial_state(
-        self, graph: Graph, question: str, thread_id: str | None, budget: dict[str, Any] | None
+        self,
+        graph: Graph,
+        question: str,
+        thread_id: str | None,
+        budget: Mapping[str, Any] | None,
+        filters: Filter | None = None,
     ) -> RAGState:
-        if not question or not question.strip():
-            raise ConfigError("the question is empty", hint="ask something")
-        limits = graph.budget(self.settings)
-        if budget:
-            limits = limits.model_copy(update=budget)
+        question = check_question(question)
+        limits = graph.budget(self.settings, budget)
         history: list[ChatTurn] = []
         if thread_id is not None and self.checkpoint != "none":
             previous, _ = await graph.aget_state(thread_id)
@@ -219,7 +308,7 @@ class Agent:
                 history = list(previous.history)
                 if previous.answer:
                     history.append(ChatTurn(question=previous.question, answer=previous.answer))
-        return RAGState(question=question.strip(), history=history, budget=limits)
+        return RAGState(question=question, history=history, budget=limits, filters=filters)
 
     # ------------------------------------------------------------------ asking
 
@@ -228,7 +317,8 @@ class Agent:
         question: str | None,
         *,
         thread_id: str | None = None,
-        budget: dict[str, Any] | None = None,
+        budget: Mapping[str, Any] | None = None,
+        filters: FilterLike | None = None,
     ) -> AsyncIterator[AgentEvent]:
         """Ask, yielding node events and answer tokens as they happen, then the answer.
 
@@ -236,16 +326,33 @@ class Agent:
             question: The question. ``None`` resumes ``thread_id``'s interrupted run.
             thread_id: Conversation id: earlier turns of the thread are context for this one,
                 and the run is checkpointed under it. Default: a fresh id.
-            budget: Overrides of this run's limits, e.g. ``{"max_rounds": 2}``.
+            budget: Overrides of this run's limits, e.g. ``{"max_rounds": 2}`` (keys of
+                :class:`~agentrag.settings.Budget`).
+            filters: Metadata filter every retrieval of the run applies (e.g.
+                ``{"tenant": "a"}``): nothing outside it reaches a prompt or the answer.
+
+        Raises:
+            InvalidArgumentError: A bad question, thread id, budget or filter (before any work).
         """
         from agentrag.llm import usage_scope
 
+        if question is None and thread_id is None:
+            raise InvalidArgumentError(
+                "question is None and there is no thread to resume",
+                hint="pass a question, or thread_id= of an interrupted run to resume it",
+            )
+        if question is not None:
+            check_question(question)
+        check_thread_id(thread_id)
+        flt = check_filters(filters)
         graph = await self._graph()
+        graph.limits(self.settings, budget)  # validate before any work
         thread = thread_id or uuid.uuid4().hex
-        state = None if question is None else await self._initial_state(graph, question, thread, budget)
+        state = None if question is None else await self._initial_state(graph, question, thread, budget, flt)
         run_usage = Usage()
         t0 = time.perf_counter()
         final: RAGState | None = None
+        error: AgentragError | None = None
         with usage_scope(run_usage):
             async for event in graph.astream(
                 state,
@@ -253,7 +360,7 @@ class Agent:
                 thread_id=thread if self.checkpoint != "none" else None,
             ):
                 if event.kind == "state":
-                    final = event.state
+                    final, error = event.state, event.error
                 else:
                     yield AgentEvent(
                         kind="token" if event.kind == "token" else "node",
@@ -263,15 +370,31 @@ class Agent:
                         data=event.data,
                     )
         assert final is not None
+        if error is not None and not _model_failure(error):
+            raise error
         yield AgentEvent(
-            kind="answer", answer=self._answer(final, run_usage, time.perf_counter() - t0, graph.name)
+            kind="answer",
+            answer=self._answer(final, run_usage, time.perf_counter() - t0, graph.name, error),
         )
 
-    def _answer(self, state: RAGState, usage: Usage, seconds: float, graph: str) -> Answer:
+    def _answer(
+        self,
+        state: RAGState,
+        usage: Usage,
+        seconds: float,
+        graph: str,
+        error: AgentragError | None = None,
+    ) -> Answer:
+        errors = list(state.errors)
+        outcome = outcome_of(state)
+        if error is not None:
+            # The run stopped on a failed model call no node could fall back from.
+            errors.append(f"{error.code}: {error.message}" + (f" (fix: {error.hint})" if error.hint else ""))
+            outcome = "budget_exhausted" if error.code.startswith("budget.") else "failed"
         return Answer(
             question=state.question,
-            text=state.answer,
-            outcome=state.outcome or ("answered" if state.answer else "failed"),
+            text=state.answer if error is None else "",
+            outcome=outcome,
             citations=state.citations,
             evidence=state.context or state.evidence,
             dropped=state.dropped,
@@ -280,13 +403,23 @@ class Agent:
             timings={**state.timings, "total": round(seconds, 4)},
             trace=state.trace,
             graph=graph,
-            errors=state.errors,
+            errors=errors,
         )
 
     async def aask(
-        self, question: str, *, thread_id: str | None = None, budget: dict[str, Any] | None = None
+        self,
+        question: str,
+        *,
+        thread_id: str | None = None,
+        budget: Mapping[str, Any] | None = None,
+        filters: FilterLike | None = None,
     ) -> Answer:
         """Ask a question; the answer comes with citations, evidence, UDCG, usage and a trace.
+
+        A failed model call never raises mid-run and is never reported as an abstention: a
+        node that fell back makes the outcome ``degraded``, no answer at all ``failed``, and
+        ``Answer.errors`` says what failed and how to fix it. Arguments are checked first
+        (see :meth:`astream`).
 
         Example:
             >>> answer = await agent.aask("Who wrote Hamlet?")   # doctest: +SKIP
@@ -294,20 +427,31 @@ class Agent:
             ('answered', 'Hamlet is a tragedy written by William Shakespeare')
         """
         answer: Answer | None = None
-        async for event in self.astream(question, thread_id=thread_id, budget=budget):
+        if question is None:
+            raise InvalidArgumentError(
+                "the question must be a string, not None", hint="use aresume(thread_id) to finish a run"
+            )
+        async for event in self.astream(question, thread_id=thread_id, budget=budget, filters=filters):
             if event.kind == "answer":
                 answer = event.answer
         assert answer is not None
         return answer
 
     def ask(
-        self, question: str, *, thread_id: str | None = None, budget: dict[str, Any] | None = None
+        self,
+        question: str,
+        *,
+        thread_id: str | None = None,
+        budget: Mapping[str, Any] | None = None,
+        filters: FilterLike | None = None,
     ) -> Answer:
         """Blocking :meth:`aask`."""
-        return run_sync(self.aask(question, thread_id=thread_id, budget=budget))
+        return run_sync(self.aask(question, thread_id=thread_id, budget=budget, filters=filters))
 
     async def aresume(self, thread_id: str) -> Answer:
         """Finish a run that was interrupted (crash, cancellation) from its last checkpoint."""
+        if check_thread_id(thread_id) is None:
+            raise InvalidArgumentError("aresume needs the thread_id of the run to finish")
         answer: Answer | None = None
         async for event in self.astream(None, thread_id=thread_id):
             if event.kind == "answer":
@@ -315,29 +459,48 @@ class Agent:
         assert answer is not None
         return answer
 
-    async def asearch(self, query: str, *, budget: dict[str, Any] | None = None) -> list[Passage]:
+    async def asearch(
+        self,
+        query: str,
+        *,
+        budget: Mapping[str, Any] | None = None,
+        filters: FilterLike | None = None,
+    ) -> list[Passage]:
         """Run a search graph (e.g. ``premise``) and return its ranked results.
 
         For graphs that end without an answer; the results are the fused hits (or the
         candidates when the graph produced no fused list).
+
+        Raises:
+            InvalidArgumentError: A bad query, budget or filter.
         """
         from agentrag.llm import usage_scope
 
+        check_question(query, what="query")
+        flt = check_filters(filters)
         graph = await self._graph()
-        state = await self._initial_state(graph, query, None, budget)
+        state = await self._initial_state(graph, query, None, budget, flt)
         run_usage = Usage()
         with usage_scope(run_usage):
             final = await graph.ainvoke(state, context=self._context(run_usage))
         return final.results or final.candidates
 
-    def search(self, query: str, *, budget: dict[str, Any] | None = None) -> list[Passage]:
+    def search(
+        self,
+        query: str,
+        *,
+        budget: Mapping[str, Any] | None = None,
+        filters: FilterLike | None = None,
+    ) -> list[Passage]:
         """Blocking :meth:`asearch`."""
-        return run_sync(self.asearch(query, budget=budget))
+        return run_sync(self.asearch(query, budget=budget, filters=filters))
 
     # ------------------------------------------------------------------ threads
 
     async def ahistory(self, thread_id: str) -> list[ChatTurn]:
         """The turns of a conversation so far."""
+        if check_thread_id(thread_id) is None:
+            raise InvalidArgumentError("ahistory needs a thread_id")
         graph = await self._graph()
         state, _ = await graph.aget_state(thread_id)
         if state is None:
@@ -392,6 +555,16 @@ class Agent:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _model_failure(error: AgentragError) -> bool:
+    """Whether a run reports ``error`` as its outcome instead of raising.
+
+    Model, embedding and budget failures become the outcome; bad input or configuration raises.
+    """
+    from agentrag.errors import EmbeddingError, LLMError, RerankError
+
+    return isinstance(error, LLMError | EmbeddingError | RerankError) or error.code.startswith("budget.")
 
 
 def _generator(settings: Settings) -> ChatModel:

@@ -24,6 +24,7 @@ __all__ = [
     "EvalDataError",
     "GraphSpecError",
     "IngestError",
+    "InvalidArgumentError",
     "KBBusyError",
     "KBNotFoundError",
     "LLMBadRequestError",
@@ -87,6 +88,13 @@ class ConfigError(AgentragError):
 
     code = "config.invalid"
     default_hint = "check agentrag.toml and AGENTRAG_* environment variables"
+
+
+class InvalidArgumentError(ConfigError):
+    """A public API call got an argument of the wrong type or value (checked before any work)."""
+
+    code = "api.invalid_argument"
+    default_hint = "see the function's docstring for the accepted values"
 
 
 class PromptError(ConfigError):

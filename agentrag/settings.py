@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -48,10 +49,11 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from agentrag.errors import ConfigError
+from agentrag.errors import ConfigError, InvalidArgumentError
 
 __all__ = [
     "BM25Settings",
+    "Budget",
     "Budgets",
     "ChunkingSettings",
     "EmbedderSettings",
@@ -219,20 +221,82 @@ class ServerSettings(_Frozen):
     """How long ``serve`` waits for the health check."""
 
 
-class Budgets(_Frozen):
-    """Default limits for one run of a graph. Loops end by these, never by recursion limits."""
+class Budget(BaseModel):
+    """The limits of one run.
 
-    max_rounds: int = Field(default=4, ge=1)
-    """Iterations of a loop (corrective retrieval, sketch-retrieve-reflect)."""
+    The one budget model: settings (``[budgets]``), graph specs (``budgets:``) and
+    ``Agent.ask(budget=...)`` overrides all validate against it.
+
+    Loops end by these limits, never by LangGraph's recursion limit (which is derived from
+    ``max_rounds`` so that it cannot be reached first).
+
+    Example:
+        >>> Budget().override({"max_rounds": 2}).max_rounds
+        2
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    max_rounds: int = Field(default=4, ge=1, le=1000)
+    """Loop iterations allowed (corrective retrieval, sketch-retrieve-reflect)."""
 
     max_llm_calls: int = Field(default=200, ge=1)
-    """LLM requests in one run."""
+    """Model requests allowed (generator, reranker, judges; every client that reports usage)."""
 
     max_tokens: int = Field(default=400_000, ge=1)
-    """Prompt + completion tokens in one run."""
+    """Prompt + completion tokens allowed."""
 
-    max_wall_s: float = Field(default=600.0, gt=0)
-    """Wall-clock seconds for one run."""
+    max_wall_s: float = Field(default=600.0, gt=0, allow_inf_nan=False)
+    """Wall-clock seconds allowed for the whole run."""
+
+    min_gain: float = Field(default=0.0, allow_inf_nan=False)
+    """A loop round must raise the expected UDCG by more than this, or the loop stops."""
+
+    def override(self, overrides: Mapping[str, Any] | None, *, where: str = "budget") -> Budget:
+        """These limits with ``overrides`` applied, validated.
+
+        Raises:
+            InvalidArgumentError: An unknown key (a typo such as ``max_round``) or a value of
+                the wrong type or range; the message names the key and the hint the valid ones.
+        """
+        if overrides is None:
+            return self
+        if not isinstance(overrides, Mapping):
+            raise InvalidArgumentError(
+                f"{where} must be a mapping of limits, not {type(overrides).__name__}",
+                hint=f"e.g. {{'max_rounds': 2}}; limits: {', '.join(Budget.model_fields)}",
+            )
+        limits = {k: getattr(self, k) for k in Budget.model_fields}
+        return _validated({**limits, **dict(overrides)}, where)
+
+
+def _validated(values: dict[str, Any], where: str) -> Budget:
+    fields = list(Budget.model_fields)
+    try:
+        return Budget.model_validate(values)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(x) for x in err["loc"]) or "?"
+            if err["type"] == "extra_forbidden":
+                import difflib
+
+                close = difflib.get_close_matches(key, fields, n=1)
+                problems.append(
+                    f"unknown limit {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+                )
+            else:
+                problems.append(f"{key}={err.get('input')!r}: {err['msg']}")
+        raise InvalidArgumentError(
+            f"invalid {where}: " + "; ".join(problems),
+            hint=f"limits: {', '.join(fields)} (numbers; max_rounds, max_llm_calls, max_tokens >= 1, "
+            "max_wall_s > 0)",
+            problems=problems,
+        ) from None
+
+
+Budgets = Budget
+"""Former name of :class:`Budget` (the ``[budgets]`` table)."""
 
 
 class StoreSettings(_Frozen):
@@ -428,7 +492,7 @@ class Settings(BaseSettings):
     rerank: RerankSettings = Field(default_factory=RerankSettings)
     """Which reranker to use."""
 
-    budgets: Budgets = Field(default_factory=Budgets)
+    budgets: Budget = Field(default_factory=Budget)
     """Default run budgets."""
 
     kb: KBSettings = Field(default_factory=KBSettings)

@@ -2,8 +2,9 @@
 
 No clients or handles live here (they are in the runtime context), so the state round-trips
 through JSON and checkpoints stay trivial to serialise. Nodes read the state and return a
-partial update (a dict of fields to replace); lists are replaced whole, never merged, because
-our graphs run one node at a time (parallelism lives inside nodes, as concurrent LLM calls).
+partial update (a dict of fields to replace). The records ``trace``, ``dropped`` and ``errors``
+are append-only: LangGraph merges them through a reducer (:func:`append_records`), so a node
+returns only its new records and no node can erase an earlier one.
 
 Example:
     >>> s = RAGState(question="Who wrote Hamlet?")
@@ -14,13 +15,18 @@ Example:
 from __future__ import annotations
 
 import time
-from typing import Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentrag.types import Citation, Dropped, Evidence, Passage, TraceEvent
+from agentrag.settings import Budget
+from agentrag.stores.filters import Filter
+from agentrag.types import Citation, Dropped, Evidence, Outcome, Passage, TraceEvent
 
 __all__ = [
+    "RESET",
+    "Budget",
     "BudgetState",
     "ChatTurn",
     "CragAction",
@@ -29,39 +35,43 @@ __all__ = [
     "PlanStep",
     "RAGState",
     "SearchRound",
+    "append_records",
 ]
 
 CragAction = Literal["correct", "ambiguous", "incorrect"]
-Outcome = Literal["answered", "abstained", "budget_exhausted", "failed"]
+
+RESET = "__reset__"
+"""Key of the one update that replaces a record list instead of extending it: the input of a
+new turn on a thread (``{RESET: [...]}``), so one turn's trace does not run into the next."""
+
+
+def append_records(old: list[Any], new: Any) -> list[Any]:
+    """The reducer of the append-only lists: ``old + new``.
+
+    A node's update can only add records. The one exception is a new run's input, which
+    starts the lists afresh with ``{RESET: [...]}`` (see :data:`RESET`).
+    """
+    if isinstance(new, Mapping) and RESET in new:
+        return list(new[RESET])
+    if new is None:
+        return list(old)
+    return [*old, *new]
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
-class BudgetState(_Model):
-    """Limits for one run and what has been used so far. Loops end by these."""
+class BudgetState(Budget):
+    """A run's limits (:class:`Budget`) and what has been used so far."""
 
-    max_rounds: int = 4
-    """Loop iterations allowed (corrective retrieval, sketch-retrieve-reflect)."""
-
-    max_llm_calls: int = 200
-    """LLM requests allowed."""
-
-    max_tokens: int = 400_000
-    """Prompt + completion tokens allowed."""
-
-    max_wall_s: float = 600.0
-    """Wall-clock seconds allowed."""
-
-    min_gain: float = 0.0
-    """A loop round must raise the expected UDCG by more than this, or the loop stops."""
+    model_config = ConfigDict(extra="forbid", frozen=False, use_attribute_docstrings=True)
 
     rounds: int = 0
     """Loop rounds started."""
 
     llm_calls: int = 0
-    """LLM requests made (answered ones)."""
+    """Model requests made (answered ones)."""
 
     tokens: int = 0
     """Tokens used."""
@@ -73,14 +83,36 @@ class BudgetState(_Model):
     """Which limit stopped a loop: ``rounds``, ``llm_calls``, ``tokens``, ``wall_time`` or
     ``no_gain`` (None while none has)."""
 
+    @classmethod
+    def start(cls, limits: Budget) -> BudgetState:
+        """Fresh counters under ``limits``."""
+        return cls(**limits.model_dump())
+
+    @property
+    def limits(self) -> Budget:
+        """The limits alone."""
+        return Budget(**{k: getattr(self, k) for k in Budget.model_fields})
+
     def elapsed(self) -> float:
         """Seconds since the run started."""
         return time.time() - self.started_at
+
+    def remaining_s(self) -> float:
+        """Wall-clock seconds left (never negative)."""
+        return max(0.0, self.max_wall_s - self.elapsed())
 
     def over(self) -> str | None:
         """The first limit that is used up (``rounds`` counts as used up at ``max_rounds``)."""
         if self.rounds >= self.max_rounds:
             return "rounds"
+        return self.over_calls()
+
+    def over_calls(self) -> str | None:
+        """The first limit that forbids another model call.
+
+        ``llm_calls``, ``tokens`` or ``wall_time``; rounds do not (a round's own calls are
+        allowed).
+        """
         if self.llm_calls >= self.max_llm_calls:
             return "llm_calls"
         if self.tokens >= self.max_tokens:
@@ -169,6 +201,9 @@ class RAGState(_Model):
     history: list[ChatTurn] = Field(default_factory=list)
     """Earlier turns of the same thread."""
 
+    filters: Filter | None = None
+    """Metadata filter of the request: every node that retrieves applies it (tenant scope)."""
+
     queries: list[str] = Field(default_factory=list)
     """Search queries (rewrite / multi-query / HyDE variants; the question if none)."""
 
@@ -181,8 +216,8 @@ class RAGState(_Model):
     context: list[Evidence] = Field(default_factory=list)
     """The packed context the answer is generated from, in prompt order."""
 
-    dropped: list[Dropped] = Field(default_factory=list)
-    """Passages left out, with reasons."""
+    dropped: Annotated[list[Dropped], append_records] = Field(default_factory=list)
+    """Passages left out, with reasons (append-only)."""
 
     udcg: float | None = None
     """Expected UDCG of the packed context."""
@@ -211,11 +246,12 @@ class RAGState(_Model):
     budget: BudgetState = Field(default_factory=BudgetState)
     """Limits and counters."""
 
-    trace: list[TraceEvent] = Field(default_factory=list)
-    """Node events, in order."""
+    trace: Annotated[list[TraceEvent], append_records] = Field(default_factory=list)
+    """Node events, in order (append-only)."""
 
     timings: dict[str, float] = Field(default_factory=dict)
     """Seconds per node, summed over rounds."""
 
-    errors: list[str] = Field(default_factory=list)
-    """Degradations that happened (a node fell back), as readable lines."""
+    errors: Annotated[list[str], append_records] = Field(default_factory=list)
+    """Degradations that happened (a node fell back after a failed call), as readable lines
+    (append-only). Any line makes the run's outcome ``degraded``."""

@@ -23,7 +23,11 @@ __all__ = [
     "Dropped",
     "Evidence",
     "MetadataValue",
+    "Outcome",
     "Passage",
+    "Relevance",
+    "RelevanceOrigin",
+    "StageScores",
     "TraceEvent",
     "Usage",
 ]
@@ -34,6 +38,75 @@ MetadataValue = str | int | float | bool
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+RelevanceOrigin = Literal["reranker", "calibrated", "retriever", "fallback", "none"]
+"""Where a relevance came from: a reranker's own probability, a calibrated map of a raw score,
+a calibrated retriever score, a fallback (scoring failed: unknown), or nobody (unknown)."""
+
+Outcome = Literal["answered", "abstained", "degraded", "budget_exhausted", "failed"]
+"""How a run ended. ``degraded``: an answer, but a model call failed on the way and a node fell
+back (never reported as an abstention); ``failed``: no answer could be generated."""
+
+
+class Relevance(_Model):
+    """P(relevant) of a passage for a query, where it came from, and whether it is known.
+
+    An unknown relevance (``p is None``) is never a score of 0: consumers keep the retrieval
+    order for unknown items instead of treating them as distractors.
+
+    Example:
+        >>> Relevance(p=0.8, origin="reranker").known, Relevance(origin="fallback").known
+        (True, False)
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    p: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Probability in [0, 1]; None = unknown."""
+
+    origin: RelevanceOrigin = "none"
+    """Who produced ``p`` (``fallback``/``none`` when unknown)."""
+
+    @property
+    def known(self) -> bool:
+        """Whether ``p`` is a probability (not unknown)."""
+        return self.p is not None
+
+    def __str__(self) -> str:
+        return f"{self.p:.2f}" if self.p is not None else "unknown"
+
+
+class StageScores(_Model):
+    """The score each retrieval / ranking stage gave a passage (None: that stage did not score it).
+
+    Raw scores on each stage's own scale; only :class:`Relevance` is a probability.
+    """
+
+    bm25: float | None = None
+    """BM25 score."""
+
+    dense: float | None = None
+    """Dense (embedding) similarity."""
+
+    rrf: float | None = None
+    """Reciprocal-rank fusion of bm25 and dense."""
+
+    convex: float | None = None
+    """Convex (normalised, weighted) fusion of bm25 and dense."""
+
+    multi_rrf: float | None = None
+    """Reciprocal-rank fusion over query variants (``multi_query``)."""
+
+    aggregate: float | None = None
+    """Sum over queries and rounds (sketch-retrieve-reflect)."""
+
+    rerank: float | None = None
+    """The reranker's raw score."""
+
+    def as_dict(self) -> dict[str, float]:
+        """The stages that scored the passage, ``{stage: score}``."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
 class Chunk(_Model):
@@ -70,8 +143,11 @@ class Passage(Chunk):
     score: float = 0.0
     """The score the current ordering is by (the latest stage's)."""
 
-    scores: dict[str, float] = Field(default_factory=dict)
-    """Per-stage scores, e.g. ``{"bm25": 12.3, "dense": 0.71, "rrf": 0.03, "rerank": 0.92}``."""
+    scores: StageScores = Field(default_factory=StageScores)
+    """Per-stage raw scores (``bm25``, ``dense``, ``rrf``, ``rerank``, ...)."""
+
+    relevance: Relevance = Field(default_factory=Relevance)
+    """P(relevant) once a reranker (or a calibration) produced one; unknown before."""
 
     query: str = ""
     """The query (variant) that retrieved it."""
@@ -89,8 +165,8 @@ class Evidence(_Model):
     contribution: str = ""
     """One sentence: what the passage contributes to answering the query."""
 
-    relevance: float = Field(default=0.0, ge=0.0, le=1.0)
-    """P(relevant), calibrated where a calibration exists."""
+    relevance: Relevance = Field(default_factory=Relevance)
+    """P(relevant), calibrated where a calibration exists; unknown when nobody could score it."""
 
     source: str = ""
     """The passage's source."""
@@ -244,8 +320,8 @@ class Answer(_Model):
     text: str
     """The answer, with ``[n]`` citation markers."""
 
-    outcome: Literal["answered", "abstained", "budget_exhausted", "failed"] = "answered"
-    """How the run ended."""
+    outcome: Outcome = "answered"
+    """How the run ended (``degraded``/``failed``: see :attr:`errors` for what failed)."""
 
     citations: list[Citation] = Field(default_factory=list)
     """Resolved ``[n]`` markers."""

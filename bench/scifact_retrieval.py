@@ -96,8 +96,8 @@ async def collect(kb: KnowledgeBase, queries: dict[str, str]):
                 kb.asearch(text, k=DEPTH, mode="bm25", candidates=DEPTH),
                 kb.asearch(text, k=DEPTH, mode="dense", candidates=DEPTH),
             )
-        bm25[qid] = [(p.id, p.scores["bm25"]) for p in b]
-        dense[qid] = [(p.id, p.scores["dense"]) for p in d]
+        bm25[qid] = [(p.id, p.scores.bm25 or 0.0) for p in b]
+        dense[qid] = [(p.id, p.scores.dense or 0.0) for p in d]
         for p in (*b, *d):
             chunk_doc[p.id] = doc_of(p.source)
 

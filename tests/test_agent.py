@@ -86,4 +86,4 @@ async def test_search_graph_returns_results(settings, retriever) -> None:
     llm = FakeLLM(structured={"_PlanOut": PLAN, "_Keep": keep_all, "_Verdict": {"verdict": "good"}})
     agent = make_agent(settings, retriever, llm=llm, graph="premise", checkpoint="none")
     results = await agent.asearch("Who wrote Hamlet?")
-    assert results and all(r.scores.get("aggregate") for r in results)
+    assert results and all(r.scores.aggregate for r in results)

@@ -89,9 +89,9 @@ def test_ingest_search_and_exact_spans(make_kb, tmp_path: Path) -> None:
         assert hits[0].score == max(h.score for h in hits)
         assert hits[0].query == "why do cats purr"
     hybrid = kb.search("why do cats purr", k=3, fusion="rrf")
-    assert set(hybrid[0].scores) >= {"bm25", "dense", "rrf"}
+    assert set(hybrid[0].scores.as_dict()) >= {"bm25", "dense", "rrf"}
     convex = kb.search("why do cats purr", k=3, fusion="convex")
-    assert "convex" in convex[0].scores and 0 < convex[0].score <= 1
+    assert convex[0].scores.convex is not None and 0 < convex[0].score <= 1
     assert kb.get([hybrid[0].id, "nope"]) == [kb.get([hybrid[0].id])[0]]
     html = [c for c in kb.get(consistent(kb)) if c.source.endswith("space.html")]
     assert html and html[0].title == "Space" and "Rockets reach orbit." in html[0].text

@@ -28,7 +28,48 @@ def _agent(graph: str, kb: str | None) -> Agent:
     return Agent.from_settings(state.settings(), kb=kb, graph=graph, create=False)
 
 
-async def _stream(agent: Agent, question: str, thread_id: str | None, *, show_progress: bool) -> Answer:
+def parse_filters(values: list[str] | None) -> dict[str, Any] | None:
+    """``--filter key=value`` options as a filter mapping (a repeated key means any of its values).
+
+    Values are typed the way TOML would read them: ``2004`` is an int, ``true`` a bool.
+
+    Raises:
+        InvalidArgumentError: An option without ``=`` or with an empty key.
+    """
+    from agentrag.errors import InvalidArgumentError
+
+    if not values:
+        return None
+    out: dict[str, list[Any]] = {}
+    for raw in values:
+        key, sep, value = raw.partition("=")
+        if not sep or not key.strip():
+            raise InvalidArgumentError(
+                f"--filter {raw!r} is not key=value", hint="e.g. --filter tenant=a --filter year=2004"
+            )
+        out.setdefault(key.strip(), []).append(_scalar(value.strip()))
+    return {k: v[0] if len(v) == 1 else v for k, v in out.items()}
+
+
+def _scalar(text: str) -> Any:
+    if text in ("true", "false"):
+        return text == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+async def _stream(
+    agent: Agent,
+    question: str,
+    thread_id: str | None,
+    *,
+    show_progress: bool,
+    filters: dict[str, Any] | None = None,
+) -> Answer:
     """Run one question, printing node progress and streaming the answer tokens."""
     answer: Answer | None = None
     streaming = False
@@ -38,7 +79,7 @@ async def _stream(agent: Agent, question: str, thread_id: str | None, *, show_pr
     if status is not None:
         status.start()
     try:
-        async for event in agent.astream(question, thread_id=thread_id):
+        async for event in agent.astream(question, thread_id=thread_id, filters=filters):
             if event.kind == "node" and event.event == "start" and status is not None:
                 status.update(f"{event.node} ...")
             elif event.kind == "token":
@@ -70,25 +111,47 @@ def ask(
     ] = False,
     thread: Annotated[str | None, typer.Option(help="Conversation id: earlier turns are context.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the answer text.")] = False,
+    filters: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--filter",
+            "-f",
+            help="Metadata filter key=value, applied to every retrieval (repeat for more; a "
+            "repeated key means any of its values).",
+        ),
+    ] = None,
 ) -> None:
-    """Ask one question and print the cited answer with its sources."""
-    from agentrag._async import run_sync
-    from agentrag.cli.render import citations_block, print_details
+    """Ask one question and print the cited answer with its sources.
 
+    Exit code: 0 answered (or abstained), 3 degraded (a model call failed and a step fell back),
+    4 failed (no answer could be generated), 5 budget used up before any answer, 1 bad input.
+    """
+    from agentrag._async import run_sync
+    from agentrag.cli.render import citations_block, exit_code, print_details, print_problems, problems
+
+    flt = parse_filters(filters)
     agent = _agent(graph, kb)
     try:
         if as_json:
-            answer = agent.ask(question, thread_id=thread)
-            typer.echo(answer.model_dump_json(indent=2))
-            return
-        answer = run_sync(_stream(agent, question, thread, show_progress=not quiet and console.is_terminal))
-        if quiet:
-            return
-        if answer.citations:
-            console.print(citations_block(answer), highlight=False, markup=False)
-        print_details(console, answer)
+            answer = agent.ask(question, thread_id=thread, filters=flt)
+            data = answer.model_dump(mode="json")
+            data["exit_code"] = exit_code(answer)
+            data["problems"] = problems(answer)
+            typer.echo(json.dumps(data, indent=2))
+        else:
+            answer = run_sync(
+                _stream(agent, question, thread, show_progress=not quiet and console.is_terminal, filters=flt)
+            )
+            if not quiet:
+                if answer.citations:
+                    console.print(citations_block(answer), highlight=False, markup=False)
+                print_details(console, answer)
+            print_problems(err_console, answer)
     finally:
         agent.close()
+    code = exit_code(answer)
+    if code:
+        raise typer.Exit(code)
 
 
 # --------------------------------------------------------------------------- chat
@@ -128,7 +191,7 @@ class ChatSession:
 
     def ask(self, question: str) -> None:
         from agentrag._async import run_sync
-        from agentrag.cli.render import citations_block, print_details
+        from agentrag.cli.render import citations_block, print_details, print_problems
         from agentrag.errors import AgentragError
 
         try:
@@ -141,6 +204,7 @@ class ChatSession:
         if answer.citations:
             console.print(citations_block(answer), highlight=False, markup=False)
         print_details(console, answer, dropped=True)
+        print_problems(err_console, answer)
 
     def command(self, line: str) -> bool:
         """Run a slash command; False means quit.

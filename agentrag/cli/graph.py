@@ -22,7 +22,7 @@ def list_graphs() -> None:
 
     table = Table("name", "nodes", "loop budget", "description")
     for spec in list_specs():
-        rounds = spec.budgets.max_rounds
+        rounds = spec.budgets.get("max_rounds")
         table.add_row(
             spec.name, str(len(spec.nodes)), f"{rounds} rounds" if rounds else "-", spec.description
         )

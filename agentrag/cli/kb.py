@@ -254,7 +254,7 @@ def search(
         typer.echo(json.dumps([p.model_dump() for p in passages], indent=2))
         return
     for i, p in enumerate(passages, start=1):
-        scores = " ".join(f"{key}={val:.3f}" for key, val in p.scores.items())
+        scores = " ".join(f"{key}={val:.3f}" for key, val in p.scores.as_dict().items())
         console.print(f"[bold]{i}.[/] {p.source} [{p.start}:{p.end}] [dim]{scores}[/]", highlight=False)
         console.print("   " + p.text[:300].replace("\n", " "), highlight=False)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -36,7 +37,7 @@ def sources_table(answer: Answer) -> Table:
             text = f"[italic]{_short(ev.contribution, 120)}[/]\n{text}"
         if ev.fallback:
             text += " [dim](passage text; no extract)[/]"
-        table.add_row(marker, where, f"{ev.relevance:.2f}", text)
+        table.add_row(marker, where, str(ev.relevance), text)
     return table
 
 
@@ -94,6 +95,66 @@ def citations_block(answer: Answer) -> str:
     for c in answer.citations:
         lines.append(f'[{c.marker}] {c.source}:{c.start}-{c.end}  "{_short(c.quote, 100)}"')
     return "\n".join(lines)
+
+
+EXIT_CODES = {"answered": 0, "abstained": 0, "budget_exhausted": 0, "degraded": 3, "failed": 4}
+"""``agentrag ask``'s exit code per outcome (1 is an error before the run, 130 an interrupt).
+``budget_exhausted`` with no answer text exits 5."""
+
+
+def exit_code(answer: Answer) -> int:
+    """The exit code of ``agentrag ask`` for this answer (see :data:`EXIT_CODES`)."""
+    if answer.outcome == "budget_exhausted" and not answer.text.strip():
+        return 5
+    return EXIT_CODES.get(answer.outcome, 1)
+
+
+_CODE = re.compile(r"\b([a-z]+\.[a-z_]+)\b")
+_NAME = re.compile(r"\b([A-Z][A-Za-z]+Error)\b")
+
+
+def _hint_for(line: str) -> str:
+    """The fix for one ``errors`` line: the hint of the error code or class it names."""
+    from agentrag import errors
+
+    classes = [
+        c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, errors.AgentragError)
+    ]
+    by_code = {c.code: c for c in classes}
+    by_name = {c.__name__: c for c in classes}
+    if "(fix: " in line:
+        return line.rsplit("(fix: ", 1)[1].rstrip(")")
+    for match in _CODE.finditer(line):
+        if match.group(1) in by_code and by_code[match.group(1)].default_hint:
+            return by_code[match.group(1)].default_hint
+    for match in _NAME.finditer(line):
+        if match.group(1) in by_name and by_name[match.group(1)].default_hint:
+            return by_name[match.group(1)].default_hint
+    if "budget" in line:
+        return errors.BudgetExhaustedError.default_hint
+    return "check the model servers (`agentrag models status`) and run again with -v for details"
+
+
+def problems(answer: Answer) -> list[dict[str, str]]:
+    """What failed during the run and how to fix it: ``[{"error": line, "fix": hint}]``."""
+    return [{"error": line, "fix": _hint_for(line)} for line in answer.errors]
+
+
+def print_problems(console: Console, answer: Answer) -> None:
+    """The outcome and, for each failure, what failed and how to fix it."""
+    from rich.markup import escape
+
+    if answer.outcome in ("answered", "abstained") and not answer.errors:
+        return
+    what = {
+        "degraded": "the answer is degraded: a model call failed and a step fell back",
+        "failed": "no answer: a model call failed and nothing could stand in for it",
+        "budget_exhausted": "the run stopped at its budget",
+    }.get(answer.outcome, answer.outcome)
+    console.print(f"[bold red]{answer.outcome}[/]: {escape(what)}", highlight=False)
+    for item in problems(answer):
+        console.print(f"  [red]failed[/]: {escape(item['error'])}", highlight=False)
+        console.print(f"  [yellow]fix[/]: {escape(item['fix'])}", highlight=False)
 
 
 def print_details(console: Console, answer: Answer, *, sources: bool = True, dropped: bool = True) -> None:

@@ -1,9 +1,15 @@
 """Compile a :class:`~agentrag.graph.spec.GraphSpec` into a LangGraph ``StateGraph`` and run it.
 
 Every node is wrapped so that, whatever it does, the run keeps its books: a trace event at
-start and end, seconds per node, LLM calls and tokens added to the budget counters, and
-progress events on LangGraph's custom stream (``{"kind": "node", ...}``; the ``generate`` node
-adds ``{"kind": "token", ...}``).
+start and end, seconds per node, model calls (answered and failed attempts) and tokens added
+to the budget counters, and progress events on LangGraph's custom stream
+(``{"kind": "node", ...}``; the ``generate`` node adds ``{"kind": "token", ...}``).
+
+The budget is checked before every node that calls a model: when calls, tokens or wall time
+are used up, the node is skipped (a ``budget`` trace event says which limit) and
+``budget.exhausted`` names the limit, so the run ends ``budget_exhausted`` instead of
+overrunning. LangGraph's recursion limit is derived from ``max_rounds`` so that a
+budget-respecting run never reaches it.
 
 Example:
     >>> from agentrag.graph import load_graph
@@ -16,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncIterator, Hashable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -25,16 +31,17 @@ from typing import TYPE_CHECKING, Any, Literal
 # decide what to inject, so `Runtime` must resolve at run time.
 from langgraph.runtime import Runtime
 
+from agentrag.errors import AgentragError, BudgetExhaustedError
 from agentrag.graph.context import RunContext
 from agentrag.graph.registry import get_node, get_router
 from agentrag.graph.spec import END, GraphSpec, load_spec
-from agentrag.state import BudgetState, RAGState
+from agentrag.state import RESET, BudgetState, RAGState
 from agentrag.types import TraceEvent
 
 if TYPE_CHECKING:
     from langgraph.checkpoint.base import BaseCheckpointSaver
 
-    from agentrag.settings import Settings
+    from agentrag.settings import Budget, Settings
 
 __all__ = ["Graph", "GraphEvent", "load_graph", "open_checkpointer"]
 
@@ -59,7 +66,10 @@ class GraphEvent:
     """Extra details (elapsed seconds, counts)."""
 
     state: RAGState | None = None
-    """The final state (``kind == "state"``)."""
+    """The final state (``kind == "state"``): the last one reached when the run failed."""
+
+    error: AgentragError | None = None
+    """Why the run stopped early (``kind == "state"``), or None when it reached its end."""
 
 
 def _wrap(node_id: str, spec: GraphSpec) -> Any:
@@ -69,14 +79,18 @@ def _wrap(node_id: str, spec: GraphSpec) -> Any:
     async def run(state: RAGState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         ctx = runtime.context
         writer = runtime.stream_writer
-        calls0, tokens0 = ctx.usage.calls, ctx.usage.total_tokens
+        if definition.uses_llm:
+            stop = state.budget.over_calls()
+            if stop is not None:
+                return _skipped(node_id, state, stop, writer)
+        calls0, tokens0 = _calls(ctx), ctx.usage.total_tokens
         t0 = time.perf_counter()
         start = TraceEvent(node=node_id, event="start", elapsed_s=state.budget.elapsed())
         writer({"kind": "node", "node": node_id, "event": "start"})
         update = await definition.fn(state, runtime, params)
         took = time.perf_counter() - t0
         summary = update.pop("_event", {}) or {}
-        calls = ctx.usage.calls - calls0
+        calls = _calls(ctx) - calls0
         tokens = ctx.usage.total_tokens - tokens0
         budget: BudgetState = update.get("budget", state.budget)
         budget = budget.model_copy(
@@ -92,16 +106,49 @@ def _wrap(node_id: str, spec: GraphSpec) -> Any:
         )
         timings = dict(state.timings)
         timings[node_id] = round(timings.get(node_id, 0.0) + took, 4)
+        # Append-only records: a node returns only its new ones (the reducer appends them).
         writer({"kind": "node", "node": node_id, "event": "end", "text": end.message, "data": data})
         return {
             **update,
             "budget": budget,
             "timings": timings,
-            "trace": [*update.get("trace", state.trace), start, end],
+            # Append-only (a reducer adds these to the state's trace): only this node's events.
+            "trace": [*update.get("trace", []), start, end],
         }
 
     run.__name__ = node_id
     return run
+
+
+def _calls(ctx: RunContext) -> int:
+    # Failed attempts count too: a failing server must not get unlimited retries.
+    return ctx.usage.calls + ctx.usage.failed_calls
+
+
+def _skipped(node_id: str, state: RAGState, stop: str, writer: Any) -> dict[str, Any]:
+    b = state.budget
+    used = {
+        "llm_calls": f"{b.llm_calls}/{b.max_llm_calls} model calls",
+        "tokens": f"{b.tokens}/{b.max_tokens} tokens",
+        "wall_time": f"{b.elapsed():.1f}/{b.max_wall_s:g} s",
+    }[stop]
+    message = f"skipped: budget used up ({used})"
+    writer({"kind": "node", "node": node_id, "event": "budget", "text": message})
+    return {
+        "budget": b.model_copy(update={"exhausted": b.exhausted or stop}),
+        "trace": [
+            TraceEvent(
+                node=node_id, event="budget", message=message, elapsed_s=b.elapsed(), data={"limit": stop}
+            )
+        ],
+    }
+
+
+def _plain(values: Any) -> Any:
+    # The input payload carries {RESET: [...]} markers; a state read back never does.
+    if isinstance(values, dict):
+        return {k: (v[RESET] if isinstance(v, dict) and RESET in v else v) for k, v in values.items()}
+    return values
 
 
 def _route(fn: Any) -> Any:
@@ -143,19 +190,26 @@ class Graph:
         """The graph's name."""
         return self.spec.name
 
-    def budget(self, settings: Settings) -> BudgetState:
-        """A fresh budget: settings' defaults, overridden by the spec's ``budgets``."""
-        defaults = settings.budgets.model_dump()
-        overrides = {k: v for k, v in self.spec.budgets.model_dump().items() if v is not None}
-        return BudgetState(**{**defaults, **overrides})
+    def limits(self, settings: Settings, overrides: Mapping[str, Any] | None = None) -> Budget:
+        """This graph's limits: settings' ``[budgets]``, the spec's ``budgets``, ``overrides``.
 
-    def recursion_limit(self, budget: BudgetState) -> int:
+        Raises:
+            InvalidArgumentError: An unknown key or a bad value in any of them.
+        """
+        limits = settings.budgets.override(self.spec.budgets, where=f"budgets of graph {self.name!r}")
+        return limits.override(overrides, where="budget")
+
+    def budget(self, settings: Settings, overrides: Mapping[str, Any] | None = None) -> BudgetState:
+        """A fresh budget (counters at zero) under :meth:`limits`."""
+        return BudgetState.start(self.limits(settings, overrides))
+
+    def recursion_limit(self, budget: Budget) -> int:
         """A LangGraph step limit no budget-respecting run can reach.
 
         Loops end by budget (rounds), so the limit is set above the longest possible run:
         every node once per round, plus slack. Hitting it would mean a bug in a router.
         """
-        return (len(self.spec.nodes) + 2) * (budget.max_rounds + 2) + 25
+        return (len(self.spec.nodes) + 2) * (int(budget.max_rounds) + 2) + 25
 
     def _config(self, thread_id: str | None, budget: BudgetState) -> dict[str, Any]:
         config: dict[str, Any] = {"recursion_limit": self.recursion_limit(budget)}
@@ -178,31 +232,64 @@ class Graph:
             context: Clients for the run.
             thread_id: Checkpoint thread (needs a checkpointer).
         """
-        budget = state.budget if state is not None else BudgetState()
-        config = self._config(thread_id, budget)
-        payload = state.model_dump() if state is not None else None
-        last: Any = None
+        from langgraph.errors import GraphRecursionError
+
+        budget = state.budget if state is not None else None
+        if budget is None and thread_id is not None:
+            previous, _ = await self.aget_state(thread_id)
+            budget = previous.budget if previous is not None else None
+        config = self._config(thread_id, budget or BudgetState())
+        payload: dict[str, Any] | None = None
+        if state is not None:
+            payload = state.model_dump()
+            # A new run on a thread starts its records afresh (the reducer would append them
+            # to the previous turn's).
+            for name in ("trace", "dropped", "errors"):
+                payload[name] = {RESET: payload[name]}
+        last: Any = payload
+        error: AgentragError | None = None
         stream = self.app.astream(payload, config, context=context, stream_mode=["custom", "values"])  # type: ignore[call-overload]
-        async for mode, chunk in stream:
-            if mode == "custom" and isinstance(chunk, dict):
-                yield GraphEvent(
-                    kind=chunk.get("kind", "node"),
-                    node=chunk.get("node", ""),
-                    event=chunk.get("event", ""),
-                    text=chunk.get("text", ""),
-                    data=chunk.get("data"),
-                )
-            elif mode == "values":
-                last = chunk
-        yield GraphEvent(kind="state", state=RAGState.model_validate(last))
+        try:
+            async for mode, chunk in stream:
+                if mode == "custom" and isinstance(chunk, dict):
+                    yield GraphEvent(
+                        kind=chunk.get("kind", "node"),
+                        node=chunk.get("node", ""),
+                        event=chunk.get("event", ""),
+                        text=chunk.get("text", ""),
+                        data=chunk.get("data"),
+                    )
+                elif mode == "values":
+                    last = chunk
+        except AgentragError as exc:
+            error = exc
+        except GraphRecursionError:
+            # Should be unreachable (the limit is derived from max_rounds); never let it out raw.
+            error = BudgetExhaustedError(
+                f"graph {self.name!r} exceeded its step limit ({config['recursion_limit']} steps)",
+                hint="a router kept looping; lower max_rounds or check the graph's routes",
+            )
+        if last is None:
+            if error is not None:
+                raise error
+            raise BudgetExhaustedError(f"graph {self.name!r} produced no state")  # pragma: no cover
+        final = RAGState.model_validate(_plain(last))
+        yield GraphEvent(kind="state", state=final, error=error)
 
     async def ainvoke(
         self, state: RAGState | None, *, context: RunContext, thread_id: str | None = None
     ) -> RAGState:
-        """Run to the end and return the final state (see :meth:`astream`)."""
+        """Run to the end and return the final state (see :meth:`astream`).
+
+        Raises:
+            AgentragError: The run stopped on an error (a model call that failed after its
+                retries and that no node could fall back from).
+        """
         final: RAGState | None = None
         async for event in self.astream(state, context=context, thread_id=thread_id):
             if event.kind == "state":
+                if event.error is not None:
+                    raise event.error
                 final = event.state
         assert final is not None
         return final

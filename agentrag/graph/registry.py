@@ -72,6 +72,10 @@ class NodeDef:
     uses_llm: bool
     """Whether it calls an LLM (budget checks apply)."""
 
+    retrieves: bool
+    """Whether it searches a knowledge base (the request's filters apply; the spec validator
+    checks that a filtered graph filters every such node)."""
+
     doc: str
     """First line of the function's docstring."""
 
@@ -97,14 +101,30 @@ _NODES: dict[str, NodeDef] = {}
 _ROUTERS: dict[str, RouterDef] = {}
 
 
-def node(name: str, *, params: type[BaseModel] = NoParams, uses_llm: bool = True) -> Callable[[F], F]:
-    """Register an async node function under ``name``."""
+def node(
+    name: str, *, params: type[BaseModel] = NoParams, uses_llm: bool = True, retrieves: bool = False
+) -> Callable[[F], F]:
+    """Register an async node function under ``name``.
+
+    Args:
+        name: Name used in graph specs.
+        params: Pydantic model of its parameters.
+        uses_llm: It calls a model (the budget is checked before it runs).
+        retrieves: It searches a knowledge base (it must apply ``state.filters``).
+    """
 
     def register(fn: F) -> F:
         if name in _NODES and _NODES[name].fn is not fn:
             raise GraphSpecError(f"node {name!r} is registered twice")
         doc = (fn.__doc__ or "").strip().splitlines()
-        _NODES[name] = NodeDef(name=name, fn=fn, params=params, uses_llm=uses_llm, doc=doc[0] if doc else "")
+        _NODES[name] = NodeDef(
+            name=name,
+            fn=fn,
+            params=params,
+            uses_llm=uses_llm,
+            retrieves=retrieves,
+            doc=doc[0] if doc else "",
+        )
         return fn
 
     return register

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agentrag.errors import GraphSpecError
 from agentrag.graph.registry import get_node, get_router
@@ -46,7 +46,6 @@ from agentrag.resources import graphs_dir
 
 __all__ = [
     "END",
-    "BudgetOverrides",
     "GraphSpec",
     "NodeEntry",
     "RouteEntry",
@@ -83,25 +82,6 @@ class RouteEntry(_Strict):
     """Router outcome -> next node id (or ``END``)."""
 
 
-class BudgetOverrides(_Strict):
-    """Budget limits for runs of this graph (unset fields come from settings)."""
-
-    max_rounds: int | None = Field(default=None, ge=1)
-    """Loop iterations."""
-
-    max_llm_calls: int | None = Field(default=None, ge=1)
-    """LLM requests."""
-
-    max_tokens: int | None = Field(default=None, ge=1)
-    """Tokens."""
-
-    max_wall_s: float | None = Field(default=None, gt=0)
-    """Wall-clock seconds."""
-
-    min_gain: float | None = None
-    """Minimum rise in expected UDCG per loop round."""
-
-
 class GraphSpec(_Strict):
     """A validated graph spec."""
 
@@ -123,8 +103,21 @@ class GraphSpec(_Strict):
     routes: dict[str, RouteEntry] = Field(default_factory=dict)
     """Node id -> routed edge."""
 
-    budgets: BudgetOverrides = Field(default_factory=BudgetOverrides)
-    """Budget limits."""
+    budgets: dict[str, Any] = Field(default_factory=dict)
+    """Budget limits for runs of this graph (keys of :class:`~agentrag.settings.Budget`; unset
+    ones come from settings)."""
+
+    @field_validator("budgets")
+    @classmethod
+    def _known_limits(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from agentrag.errors import InvalidArgumentError
+        from agentrag.settings import Budget
+
+        try:
+            Budget().override(value, where="budgets")
+        except InvalidArgumentError as exc:
+            raise ValueError(exc.message) from None
+        return value
 
     source: str = ""
     """File it was loaded from (filled by the loader)."""
@@ -305,6 +298,8 @@ def _check(spec: GraphSpec, problems: _Problems) -> None:
     if problems.items:
         return
 
+    _check_filters(spec, problems)
+
     reachable = set(_walk(spec, spec.entry))
     for node_id in ids - reachable:
         problems.add(("nodes", node_id), f"node {node_id!r} is unreachable from entry {spec.entry!r}")
@@ -316,6 +311,38 @@ def _check(spec: GraphSpec, problems: _Problems) -> None:
                 problems.add(
                     ("nodes", node_id), f"node {node_id!r} can never reach END (a loop with no exit)"
                 )
+
+
+def _check_filters(spec: GraphSpec, problems: _Problems) -> None:
+    """A graph whose retrievals are filtered must filter every one of them.
+
+    The request's filter (``RAGState.filters``) reaches every retrieving node; a filter in a
+    node's params only that node. So when any retrieving node carries a filter, each other one
+    must carry the same filter, or it could fetch what the first one is scoped away from (e.g.
+    corrective retrieval searching every tenant after a tenant-scoped ``retrieve``).
+    """
+    retrieving: dict[str, Any] = {}
+    for node_id, entry in spec.nodes.items():
+        definition = get_node(entry.node or node_id)
+        if definition.retrieves:
+            retrieving[node_id] = entry.params.get("filters")
+    scoped = {k: v for k, v in retrieving.items() if v}
+    if not scoped:
+        return
+    first_id, first = next(iter(scoped.items()))
+    for node_id, value in retrieving.items():
+        if not value:
+            problems.add(
+                ("nodes", node_id),
+                f"node {node_id!r} retrieves without filters while {first_id!r} is filtered "
+                f"({first}); give it the same 'filters' param (or pass the filter with the request)",
+            )
+        elif value != first:
+            problems.add(
+                ("nodes", node_id, "params", "filters"),
+                f"node {node_id!r} filters {value} but {first_id!r} filters {first}; a loop could "
+                "retrieve outside the first scope",
+            )
 
 
 def _walk(spec: GraphSpec, start: str) -> Iterator[str]:

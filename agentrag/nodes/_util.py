@@ -10,6 +10,7 @@ if TYPE_CHECKING:
 
     from agentrag.graph.context import Retriever, RunContext
     from agentrag.state import RAGState
+    from agentrag.stores.filters import Filter
 
 log = logging.getLogger("agentrag.nodes")
 
@@ -19,11 +20,34 @@ def event(message: str, **data: Any) -> dict[str, Any]:
     return {"_event": {"message": message, "data": data}}
 
 
+def error_line(node: str, what: str, exc: BaseException) -> str:
+    """One ``errors`` line for a fallback: ``node: what (ErrorType: first line of the error)``."""
+    detail = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return f"{node}: {what} ({type(exc).__name__}: {detail})"
+
+
 def degraded(state: RAGState, node: str, what: str, exc: BaseException) -> list[str]:
-    """Log a fallback and return ``state.errors`` with it added."""
-    line = f"{node}: {what} ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})"
+    """Log a fallback and return the new ``errors`` record for it.
+
+    ``errors`` is append-only (a LangGraph reducer adds what a node returns), so this returns
+    only the new line, never the earlier ones.
+    """
+    line = error_line(node, what, exc)
     log.warning(line)
-    return [*state.errors, line]
+    return [line]
+
+
+def scope(state: RAGState, own: Any = None) -> Filter | None:
+    """The metadata filter a retrieving node applies (None: unfiltered).
+
+    The request's (``state.filters``) and, when the node's params carry one too, both (AND).
+    """
+    from agentrag.stores.filters import to_filter
+
+    mine = to_filter(own) if own else None
+    if mine is not None and state.filters is not None:
+        return mine & state.filters
+    return mine if mine is not None else state.filters
 
 
 def retriever(runtime: Runtime[RunContext], source: str | None = None) -> Retriever:

@@ -17,11 +17,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from agentrag.errors import AgentragError, LLMError
+from agentrag.errors import AgentragError, LLMError, RerankError
 from agentrag.graph.registry import node, router
-from agentrag.nodes._util import degraded, event, retriever
+from agentrag.nodes._util import degraded, event, retriever, scope
 from agentrag.nodes.pack import evidence_p, expected_udcg
-from agentrag.nodes.rerank import relevance_of
 from agentrag.types import Dropped, Evidence, Passage
 
 if TYPE_CHECKING:
@@ -164,7 +163,10 @@ async def _score_strips(
             probs = calibration.predict(raw) if calibration is not None else raw
             return [min(1.0, max(0.0, float(p))) for p in probs]
         result = await reranker.arerank(question, items, top_n=None, threshold=None)
-        by_id = {p.id: relevance_of(p) for p in result.passages}
+        if result.fallback:
+            # No scores (unknown relevance is not 0): refine falls back to the unrefined evidence.
+            raise RerankError(f"strip scoring fell back: {result.fallback_reason}")
+        by_id = {p.id: p.relevance.p for p in result.passages if p.relevance.p is not None}
         return [by_id.get(p.id, 0.0) for p in items]
     if scorer == "embedding" and ctx.embedder is not None:
         q = await ctx.embedder.aembed_query(question)
@@ -304,7 +306,7 @@ async def refine(state: RAGState, runtime: Runtime[RunContext], params: RefinePa
     refined.sort(key=lambda e: (evidence_p(e) is None, -(evidence_p(e) or 0.0)))
     return {
         "evidence": refined,
-        "dropped": [*state.dropped, *dropped],
+        "dropped": dropped,
         **event(
             f"kept {len(kept)} of {len(pieces)} strips, recomposed into {len(refined)} passages",
             strip_sources=kinds,
@@ -327,14 +329,18 @@ class CorrectParams(_Params):
     """Retrieval mode."""
 
     keep_above: float = Field(default=0.25, ge=0, le=1)
-    """AMBIGUOUS: evidence at or above this P(relevant) is kept alongside the new results."""
+    """AMBIGUOUS: evidence at or above this P(relevant) (or of unknown relevance) is kept
+    alongside the new results."""
+
+    filters: dict[str, Any] | None = None
+    """Metadata filters of this node (applied with the request's ``state.filters``)."""
 
 
 class _Query(BaseModel):
     query: str = Field(max_length=200)
 
 
-@node("correct", params=CorrectParams)
+@node("correct", params=CorrectParams, retrieves=True)
 async def correct(state: RAGState, runtime: Runtime[RunContext], params: CorrectParams) -> dict[str, Any]:
     """Corrective retrieval: a rewritten query against a wider or different source.
 
@@ -344,7 +350,7 @@ async def correct(state: RAGState, runtime: Runtime[RunContext], params: Correct
     """
     ctx = runtime.context
     budget = state.budget.model_copy(update={"rounds": state.budget.rounds + 1})
-    errors = state.errors
+    errors: list[str] = []
     tried = state.queries or [state.question]
     try:
         out = await ctx.llm.structured(
@@ -356,10 +362,12 @@ async def correct(state: RAGState, runtime: Runtime[RunContext], params: Correct
     except LLMError as exc:
         errors = degraded(state, "correct", "searched with the question", exc)
         query = state.question
-    hits = await retriever(runtime, params.source).asearch(query, k=params.k, mode=params.mode)
+    hits = await retriever(runtime, params.source).asearch(
+        query, k=params.k, mode=params.mode, filters=scope(state, params.filters)
+    )
     judged = {e.passage_id for e in state.evidence} | {d.passage_id for d in state.dropped}
     keep = (
-        [e for e in state.evidence if e.relevance >= params.keep_above]
+        [e for e in state.evidence if e.relevance.p is None or e.relevance.p >= params.keep_above]
         if state.crag_action == "ambiguous"
         else []
     )
@@ -380,7 +388,7 @@ async def correct(state: RAGState, runtime: Runtime[RunContext], params: Correct
         "queries": [*tried, query],
         "candidates": old + new,
         "evidence": keep,
-        "dropped": [*state.dropped, *removed],
+        "dropped": removed,
         "budget": budget,
         "errors": errors,
         **event(

@@ -123,7 +123,7 @@ async def generate(state: RAGState, runtime: Runtime[RunContext], params: Genera
         errors = degraded(state, "generate", "answer cut off", exc)
         pieces.append(" …")
     else:
-        errors = state.errors
+        errors = []
     raw = "".join(pieces).strip()
     passages = {p.id: p for p in state.candidates}
     text, citations = resolve_citations(raw, state.context, passages)

@@ -46,12 +46,8 @@ __all__ = ["PackParams", "contribution", "evidence_p", "expected_udcg", "pack_co
 
 
 def evidence_p(e: Evidence) -> float | None:
-    """P(relevant) of an evidence item; None when unknown (a fallback is unknown, not 0)."""
-    rel: Any = e.relevance
-    p = getattr(rel, "p", rel)  # the typed Relevance, or a bare probability
-    if p is None or (e.fallback and not hasattr(rel, "p")):
-        return None
-    return float(p)
+    """P(relevant) of an evidence item; None when unknown (never read as 0)."""
+    return e.relevance.p
 
 
 def contribution(p_relevant: float, utility: float = 1.0) -> float:
@@ -192,7 +188,7 @@ async def pack_context(state: RAGState, runtime: Runtime[RunContext], params: Pa
     if no tokenizer of the generator is reachable, tokens are estimated and the trace says so.
     """
     items = list(state.evidence)
-    errors = state.errors
+    errors: list[str] = []
     utilities = [1.0] * len(items)
     if params.utility == "llm" and items:
         try:
@@ -227,7 +223,7 @@ async def pack_context(state: RAGState, runtime: Runtime[RunContext], params: Pa
     return {
         "context": context,
         "udcg": result.udcg,
-        "dropped": [*state.dropped, *dropped],
+        "dropped": dropped,
         "errors": errors,
         **event(
             f"packed {len(context)} items ({result.tokens} tokens by {counter.name}), "

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agentrag.errors import LLMError
 from agentrag.graph.registry import node
-from agentrag.nodes._util import degraded, event, retriever
+from agentrag.nodes._util import degraded, event, retriever, scope
 from agentrag.types import Passage
 
 if TYPE_CHECKING:
@@ -83,7 +83,8 @@ class RetrieveParams(BaseModel):
     """Retrieval mode of the knowledge base."""
 
     filters: dict[str, Any] | None = None
-    """Metadata filters, applied on both sides of hybrid retrieval."""
+    """Metadata filters of this node, applied on both sides of hybrid retrieval (and with the
+    request's filters, ``state.filters``, when both are set)."""
 
     rrf_k: int = Field(default=60, ge=1)
     """RRF constant for merging the queries' rankings."""
@@ -95,7 +96,7 @@ class RetrieveParams(BaseModel):
 def merge_rankings(rankings: list[list[Passage]], *, k: int, rrf_k: int = 60) -> list[Passage]:
     """Reciprocal-rank fusion of several rankings of passages, by passage id.
 
-    A passage keeps the scores of its best appearance and gets ``scores["multi_rrf"]``.
+    A passage keeps the scores of its best appearance and gets ``scores.multi_rrf``.
     """
     if len(rankings) == 1:
         return rankings[0][:k]
@@ -112,20 +113,27 @@ def merge_rankings(rankings: list[list[Passage]], *, k: int, rrf_k: int = 60) ->
         passage = best[pid][1]
         out.append(
             passage.model_copy(
-                update={"score": fused[pid], "scores": {**passage.scores, "multi_rrf": fused[pid]}}
+                update={
+                    "score": fused[pid],
+                    "scores": passage.scores.model_copy(update={"multi_rrf": fused[pid]}),
+                }
             )
         )
     return out
 
 
-@node("retrieve", params=RetrieveParams, uses_llm=False)
+@node("retrieve", params=RetrieveParams, uses_llm=False, retrieves=True)
 async def retrieve(state: RAGState, runtime: Runtime[RunContext], params: RetrieveParams) -> dict[str, Any]:
-    """Hybrid retrieval for every query variant concurrently, merged by reciprocal rank."""
+    """Hybrid retrieval for every query variant concurrently, merged by reciprocal rank.
+
+    Applies the request's metadata filter (``state.filters``) and the node's own ``filters``.
+    """
     source = retriever(runtime, params.source)
     queries = state.queries or [state.question]
     per_query = params.per_query_k or params.k
+    flt = scope(state, params.filters)
     results = await asyncio.gather(
-        *(source.asearch(q, k=per_query, mode=params.mode, filters=params.filters) for q in queries)
+        *(source.asearch(q, k=per_query, mode=params.mode, filters=flt) for q in queries)
     )
     tagged = [
         [p.model_copy(update={"query": q}) for p in hits] for q, hits in zip(queries, results, strict=True)

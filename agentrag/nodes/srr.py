@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agentrag.errors import LLMError
 from agentrag.graph.registry import node, router
-from agentrag.nodes._util import degraded, event, retriever
+from agentrag.nodes._util import degraded, event, retriever, scope
 from agentrag.state import Plan, PlanStep, SearchRound
 from agentrag.types import Passage
 
@@ -77,7 +77,7 @@ async def sketch(state: RAGState, runtime: Runtime[RunContext], params: SketchPa
         feedback=previous.feedback if previous else "",
         max_queries=params.max_queries,
     )
-    errors = state.errors
+    errors: list[str] = []
     try:
         out = await ctx.llm.structured(messages, _PlanOut, max_tokens=params.max_tokens)
         plan = Plan(
@@ -122,14 +122,20 @@ class SearchParams(_Params):
     source: str | None = None
     """A named retrieval source (default: the knowledge base)."""
 
+    filters: dict[str, Any] | None = None
+    """Metadata filters of this node (applied with the request's ``state.filters``)."""
 
-@node("search", params=SearchParams, uses_llm=False)
+
+@node("search", params=SearchParams, uses_llm=False, retrieves=True)
 async def search(state: RAGState, runtime: Runtime[RunContext], params: SearchParams) -> dict[str, Any]:
-    """Search every query of the current plan, in parallel."""
+    """Search every query of the current plan, in parallel, within the request's filters."""
     source = retriever(runtime, params.source)
     current = state.rounds[-1]
     queries = list(current.hits) or [state.question]
-    results = await asyncio.gather(*(source.asearch(q, k=params.k, mode=params.mode) for q in queries))
+    flt = scope(state, params.filters)
+    results = await asyncio.gather(
+        *(source.asearch(q, k=params.k, mode=params.mode, filters=flt) for q in queries)
+    )
     hits = {q: [p.model_copy(update={"query": q}) for p in r] for q, r in zip(queries, results, strict=True)}
     updated = current.model_copy(update={"hits": hits})
     total = sum(len(r) for r in results)
@@ -162,7 +168,7 @@ async def filter_hits(state: RAGState, runtime: Runtime[RunContext], params: Fil
     ctx = runtime.context
     current = state.rounds[-1]
     template = "filter_premise" if params.style == "premise" else "filter"
-    errors = state.errors
+    errors: list[str] = []
 
     async def one(query: str, hits: list[Passage]) -> tuple[list[str], str | None]:
         shown = hits[: params.max_hits]
@@ -245,7 +251,10 @@ def fused_hits(rnd: SearchRound) -> list[Passage]:
     order = sorted((pid for pid in score if pid in first), key=lambda pid: -score[pid])
     return [
         first[pid].model_copy(
-            update={"score": score[pid], "scores": {**first[pid].scores, "aggregate": score[pid]}}
+            update={
+                "score": score[pid],
+                "scores": first[pid].scores.model_copy(update={"aggregate": score[pid]}),
+            }
         )
         for pid in order
     ]
@@ -262,7 +271,7 @@ async def reflect(state: RAGState, runtime: Runtime[RunContext], params: Reflect
     current = state.rounds[-1]
     shown = fused_hits(current)[: params.max_hits]
     template = "reflect_premise" if params.style == "premise" else "reflect"
-    errors = state.errors
+    errors: list[str] = []
     try:
         out = await ctx.llm.structured(
             ctx.prompts.messages(template, question=state.question, queries=list(current.hits), hits=shown),
@@ -325,7 +334,7 @@ async def aggregate(state: RAGState, runtime: Runtime[RunContext], params: Aggre
             if p.id in merged:
                 total = merged[p.id].score + p.score
                 merged[p.id] = merged[p.id].model_copy(
-                    update={"score": total, "scores": {**p.scores, "aggregate": total}}
+                    update={"score": total, "scores": p.scores.model_copy(update={"aggregate": total})}
                 )
             else:
                 merged[p.id] = p

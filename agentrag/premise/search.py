@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from agentrag.kb import KnowledgeBase
     from agentrag.rerank import Reranker
     from agentrag.settings import Settings
+    from agentrag.stores.filters import FilterLike
     from agentrag.types import Passage
 
 __all__ = ["PremiseHit", "PremiseMode", "PremiseSearcher", "premise_hits"]
@@ -100,7 +101,7 @@ class PremiseHit(BaseModel):
             line=int(meta.get("decl_line", 0) or 0),
             signature=str(meta.get("signature", "")),
             score=passage.score,
-            scores=dict(passage.scores),
+            scores=passage.scores.as_dict(),
             text=passage.text,
             id=passage.id,
         )
@@ -197,6 +198,7 @@ class PremiseSearcher:
         rerank: bool = False,
         candidates: int = 50,
         budget: dict[str, Any] | None = None,
+        filters: FilterLike | None = None,
     ) -> list[PremiseHit]:
         """Find the declarations that match ``query``.
 
@@ -208,6 +210,8 @@ class PremiseSearcher:
             rerank: Standard mode: rerank ``candidates`` retrieved hits.
             candidates: Hits handed to the reranker (LeanSearch v2: 50-200).
             budget: Reasoning mode: overrides of the run's limits (``{"max_rounds": 2}``).
+            filters: Metadata filter applied to every retrieval (both modes), e.g.
+                ``{"module": "Mathlib.Topology.Basic"}``.
 
         Returns:
             At most ``k`` hits, best first. The reasoning graph returns at most its
@@ -217,13 +221,13 @@ class PremiseSearcher:
             >>> hits = await searcher.asearch("Nat.Prime.two_le", k=5, rerank=True)  # doctest: +SKIP
         """
         if mode == "reasoning":
-            passages = await self.agent.asearch(query, budget=budget)
+            passages = await self.agent.asearch(query, budget=budget, filters=filters)
             return premise_hits(passages, k)
         if mode != "standard":
             raise ConfigError(f"unknown premise search mode {mode!r}", hint="use standard or reasoning")
         # Several chunks may share a name; fetch a little more than k so k names survive.
         depth = max(candidates, k) if rerank else k + max(5, k // 2)
-        passages = await self.kb.asearch(query, k=depth, mode=search_mode)
+        passages = await self.kb.asearch(query, k=depth, mode=search_mode, filters=filters)
         if rerank and passages:
             result = await self.reranker.arerank(query, passages)
             if result.fallback:
@@ -241,6 +245,7 @@ class PremiseSearcher:
         rerank: bool = False,
         candidates: int = 50,
         budget: dict[str, Any] | None = None,
+        filters: FilterLike | None = None,
     ) -> list[PremiseHit]:
         """Blocking :meth:`asearch`."""
         return run_sync(
@@ -252,6 +257,7 @@ class PremiseSearcher:
                 rerank=rerank,
                 candidates=candidates,
                 budget=budget,
+                filters=filters,
             )
         )
 

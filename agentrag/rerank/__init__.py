@@ -9,7 +9,7 @@
 All implement the :class:`Reranker` protocol and return a :class:`RerankResult`.
 """
 
-from agentrag.rerank.base import SCORE_KEY, SCORE_P_KEY, BaseReranker, Reranker, RerankResult, select
+from agentrag.rerank.base import BaseReranker, Reranker, RerankResult, reranker_relevance, select
 from agentrag.rerank.cross_encoder import CrossEncoderReranker, VLLMRerankReranker
 from agentrag.rerank.embedding import EmbeddingPRFReranker, prf_scores
 from agentrag.rerank.evidence import PrismOutput, locate_span, parse_prism_output
@@ -17,8 +17,6 @@ from agentrag.rerank.factory import reranker_from_settings
 from agentrag.rerank.prism import PrismConfig, PrismExample, PrismReranker
 
 __all__ = [
-    "SCORE_KEY",
-    "SCORE_P_KEY",
     "BaseReranker",
     "CrossEncoderReranker",
     "EmbeddingPRFReranker",
@@ -33,5 +31,6 @@ __all__ = [
     "parse_prism_output",
     "prf_scores",
     "reranker_from_settings",
+    "reranker_relevance",
     "select",
 ]

@@ -1,14 +1,17 @@
 """The reranker protocol, its result, and the selection rule every reranker shares.
 
 A reranker scores each candidate passage for a query, reorders them, keeps those that pass
-``top_n`` and ``threshold``, and says why it dropped the others. The score goes to
-``Passage.scores["rerank"]`` and ``Passage.score``; a calibrated probability, when the reranker
-has a calibration, to ``Passage.scores["rerank_p"]``.
+``top_n`` and ``threshold``, and says why it dropped the others. The raw score goes to
+``Passage.scores.rerank`` and ``Passage.score``; ``Passage.relevance`` gets a probability: the
+calibrated one (origin ``calibrated``) when the reranker has a calibration, else the raw score
+clipped to [0, 1] (origin ``reranker``: a probability for Prism's P(yes); calibrate other
+rerankers for thresholds to mean anything).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -16,29 +19,22 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentrag._async import run_sync
-from agentrag.types import Dropped, Evidence, Passage
+from agentrag.types import Dropped, Evidence, Passage, Relevance
 
 if TYPE_CHECKING:
     from agentrag.scoring.calibration import Calibration
 
 __all__ = [
-    "SCORE_KEY",
-    "SCORE_P_KEY",
     "BaseReranker",
     "RerankResult",
     "Reranker",
     "document_text",
     "fallback_result",
+    "reranker_relevance",
     "select",
 ]
 
 log = logging.getLogger(__name__)
-
-SCORE_KEY = "rerank"
-"""Key of the raw reranker score in ``Passage.scores``."""
-
-SCORE_P_KEY = "rerank_p"
-"""Key of the calibrated P(relevant) in ``Passage.scores`` (only with a calibration)."""
 
 STAGE = "rerank"
 
@@ -49,7 +45,8 @@ class RerankResult(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     passages: list[Passage] = Field(default_factory=list)
-    """The kept passages, best first, with ``scores["rerank"]`` and ``score`` set."""
+    """The kept passages, best first, with ``scores.rerank``, ``score`` and ``relevance`` set
+    (on fallback: retrieval order, no rerank score, relevance unknown)."""
 
     evidence: list[Evidence] = Field(default_factory=list)
     """Evidence for the kept passages, in the same order (empty if the reranker makes none)."""
@@ -113,7 +110,8 @@ def select(
 ) -> tuple[list[Passage], list[Dropped]]:
     """Order by score (ties keep retrieval order), apply ``threshold`` then ``top_n``.
 
-    Returns copies of the passages with ``score``/``scores`` set; the inputs are untouched.
+    Returns copies of the passages with ``score``, ``scores.rerank`` and ``relevance`` set; the
+    inputs are untouched.
     """
     if len(passages) != len(scores):
         raise ValueError(f"{len(passages)} passages but {len(scores)} scores")
@@ -122,17 +120,18 @@ def select(
     probs = calibration.predict(scores) if calibration is not None else None
     scored = []
     for i, (p, s) in enumerate(zip(passages, scores, strict=True)):
-        extra = {SCORE_KEY: float(s)}
-        if probs is not None:
-            extra[SCORE_P_KEY] = float(probs[i])
-        scored.append(p.model_copy(update={"score": float(s), "scores": {**p.scores, **extra}}, deep=True))
+        relevance = reranker_relevance(float(s), None if probs is None else float(probs[i]))
+        stage = p.scores.model_copy(update={"rerank": float(s)})
+        scored.append(
+            p.model_copy(update={"score": float(s), "scores": stage, "relevance": relevance}, deep=True)
+        )
     # sorted() is stable: equal scores keep the retrieval order.
     order = sorted(range(len(scored)), key=lambda i: -scored[i].score)
     kept: list[Passage] = []
     dropped: list[Dropped] = []
     for rank, i in enumerate(order, start=1):
         p = scored[i]
-        gate = p.scores[SCORE_P_KEY] if probs is not None else p.score
+        gate = p.relevance.p if probs is not None and p.relevance.p is not None else p.score
         gate_name = "p(relevant)" if probs is not None else "score"
         if threshold is not None and gate < threshold:
             dropped.append(
@@ -157,6 +156,19 @@ def select(
     return kept, dropped
 
 
+def reranker_relevance(raw: float, calibrated: float | None = None) -> Relevance:
+    """The relevance a reranker's score stands for.
+
+    The calibrated probability when there is one, else the raw score clipped to [0, 1] (a
+    probability for Prism's P(yes)). A NaN score is unknown, not 0.
+    """
+    if calibrated is not None and not math.isnan(calibrated):
+        return Relevance(p=min(1.0, max(0.0, calibrated)), origin="calibrated")
+    if math.isnan(raw):
+        return Relevance(origin="fallback")
+    return Relevance(p=min(1.0, max(0.0, raw)), origin="reranker")
+
+
 def document_text(passage: Passage) -> str:
     """What a reranker reads for a passage: its title (when it has one) and its text."""
     if passage.title and not passage.text.startswith(passage.title):
@@ -175,11 +187,14 @@ def fallback_result(
 ) -> RerankResult:
     """The documented fallback when scoring fails: retrieval order, ``top_n`` applied.
 
-    No rerank score is written (there is none), so ``threshold`` cannot be applied.
+    No rerank score is written (there is none), so ``threshold`` cannot be applied; every kept
+    passage's relevance is unknown (origin ``fallback``), never 0.
     """
     log.warning("%s: %s", reranker, reason)
     cut = len(passages) if top_n is None else max(0, top_n)
-    kept = [p.model_copy(deep=True) for p in passages[:cut]]
+    kept = [
+        p.model_copy(update={"relevance": Relevance(origin="fallback")}, deep=True) for p in passages[:cut]
+    ]
     dropped = [
         Dropped(passage_id=p.id, stage=STAGE, reason=f"beyond top_n={top_n} (fallback: retrieval order)")
         for p in passages[cut:]

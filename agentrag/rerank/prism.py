@@ -26,7 +26,8 @@ Fallbacks, each logged:
 - A scoring call fails (after the client's retries): the whole result keeps the retrieval
   order (no rerank scores; ``threshold`` cannot be applied and is ignored; ``top_n`` still
   caps), ``RerankResult.fallback`` is set with the reason, and each kept passage's evidence is
-  its own text with ``Evidence.fallback=True``.
+  its own text with ``Evidence.fallback=True`` and an unknown relevance (origin ``fallback``,
+  never 0: a failed call says nothing about relevance).
 - Evidence generation fails or its answer cannot be used (no ``<evidence>``, cut off at
   ``max_tokens``, empty): that passage's evidence is its own text with ``fallback=True``; its
   score stands.
@@ -58,7 +59,6 @@ from agentrag.errors import AgentragError
 from agentrag.llm.vllm_api import served_name
 from agentrag.prompts import load_prompt
 from agentrag.rerank.base import (
-    SCORE_P_KEY,
     BaseReranker,
     RerankResult,
     document_text,
@@ -66,7 +66,7 @@ from agentrag.rerank.base import (
     select,
 )
 from agentrag.rerank.evidence import locate_span, parse_prism_output
-from agentrag.types import Evidence, Passage
+from agentrag.types import Evidence, Passage, Relevance
 
 if TYPE_CHECKING:
     from agentrag.llm.client import LLMClient
@@ -227,7 +227,7 @@ class PrismReranker(BaseReranker):
         )
         return [j.p_yes for j in judgements]
 
-    async def _evidence_for(self, query: str, passage: Passage, relevance: float) -> Evidence:
+    async def _evidence_for(self, query: str, passage: Passage, relevance: Relevance) -> Evidence:
         cfg = self.config
         prefill = cfg.evidence_prefill
         try:
@@ -288,7 +288,10 @@ class PrismReranker(BaseReranker):
                 passages,
                 top_n=top_n,
                 reason=f"scoring failed ({exc.code}: {exc.message}); kept the retrieval order",
-                evidence=[_fallback_evidence(p, 0.0) for p in cut] if self.config.generate_evidence else [],
+                # Unknown, not 0: a failed scoring call says nothing about relevance.
+                evidence=[_fallback_evidence(p, Relevance(origin="fallback")) for p in cut]
+                if self.config.generate_evidence
+                else [],
                 elapsed=time.perf_counter() - t0,
             )
         t_scored = time.perf_counter()
@@ -297,9 +300,7 @@ class PrismReranker(BaseReranker):
         )
         evidence: list[Evidence] = []
         if self.config.generate_evidence and kept:
-            evidence = list(
-                await asyncio.gather(*(self._evidence_for(query, p, self._relevance(p)) for p in kept))
-            )
+            evidence = list(await asyncio.gather(*(self._evidence_for(query, p, p.relevance) for p in kept)))
             n_fallback = sum(e.fallback for e in evidence)
             if n_fallback:
                 log.warning(
@@ -316,12 +317,8 @@ class PrismReranker(BaseReranker):
             timings={"score": t_scored - t0, "evidence": t_end - t_scored, "total": t_end - t0},
         )
 
-    def _relevance(self, passage: Passage) -> float:
-        value = passage.scores.get(SCORE_P_KEY, passage.score)
-        return min(1.0, max(0.0, float(value)))
 
-
-def _fallback_evidence(passage: Passage, relevance: float, *, contribution: str = "") -> Evidence:
+def _fallback_evidence(passage: Passage, relevance: Relevance, *, contribution: str = "") -> Evidence:
     """The passage itself stands in for extracted evidence (its span is the whole passage)."""
     return Evidence(
         passage_id=passage.id,

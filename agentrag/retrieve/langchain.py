@@ -24,7 +24,7 @@ def passage_to_document(passage: Passage) -> Document:
         "end": passage.end,
         "doc_id": passage.doc_id,
         "score": passage.score,
-        "scores": dict(passage.scores),
+        "scores": passage.scores.as_dict(),
     }
     return Document(id=passage.id, page_content=passage.text, metadata=meta)
 

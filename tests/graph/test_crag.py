@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from agentrag.agent import outcome_of
 from agentrag.graph import RunContext, load_graph
 from agentrag.state import RAGState
 from tests.support.fakes import FakeLLM, FakeReranker, FakeRetriever, passage
@@ -135,11 +136,21 @@ async def test_llm_failure_mid_loop_degrades(settings, retriever) -> None:
     assert state.outcome == "answered"
 
 
-async def test_reranker_failure_falls_back_to_retrieval_order(settings, fake_llm, retriever) -> None:
-    state = await run("rag", settings, fake_llm, retriever, FakeReranker(lambda t: 1.0, fail=True))
-    assert any(e.startswith("rerank: kept retrieval order") for e in state.errors)
-    assert all(e.fallback and e.relevance == 0.5 for e in state.evidence)
-    assert state.outcome == "answered"
+@pytest.mark.parametrize(
+    ("fail", "line"), [(True, "rerank: scoring failed"), ("raise", "rerank: kept the retrieval order")]
+)
+async def test_reranker_failure_falls_back_to_retrieval_order(
+    settings, fake_llm, retriever, fail, line
+) -> None:
+    state = await run("rag", settings, fake_llm, retriever, FakeReranker(lambda t: 1.0, fail=fail))
+    assert any(e.startswith(line) for e in state.errors), state.errors
+    # The evidence keeps the retrieval order (unknown relevance is never sorted as 0).
+    order = [p.id for p in state.candidates]
+    assert [e.passage_id for e in state.evidence] == order[: len(state.evidence)]
+    # ... and none of it is dropped by the packer as a "likely distractor".
+    assert state.context and not [d for d in state.dropped if "distractor" in d.reason]
+    assert all(e.fallback and not e.relevance.known for e in state.evidence)
+    assert state.outcome == "answered" and outcome_of(state) == "degraded"
 
 
 @pytest.mark.parametrize("name", ["rag", "crag"])

@@ -10,7 +10,7 @@ import pytest
 from agentrag.graph import RunContext
 from agentrag.nodes.crag import CorrectParams, RefineParams, correct, recompose, refine
 from agentrag.state import RAGState
-from agentrag.types import Evidence
+from agentrag.types import Evidence, Relevance
 from tests.support.fakes import FakeReranker, FakeRetriever, passage
 
 HAMLET = (
@@ -24,7 +24,7 @@ def _ev(p: Any, relevance: float, **update: Any) -> Evidence:
     ev = Evidence(
         passage_id=p.id,
         text=p.text,
-        relevance=relevance,
+        relevance=Relevance(p=relevance, origin="reranker"),
         source=p.source,
         title=p.title,
         start=p.start,
@@ -64,7 +64,7 @@ async def test_kept_strips_of_one_source_are_recomposed_into_one_passage(setting
     assert refined.text == "It was written by William Shakespeare. Shakespeare wrote it around 1600."
     # Not contiguous in the source: no span that would quote the text cut out between them.
     assert refined.start is None and refined.end is None
-    assert refined.relevance == 0.8  # the passage-level (calibrated) probability
+    assert refined.relevance.p == 0.8  # the passage-level (calibrated) probability
     # The source with no kept strip is removed with a record.
     [drop] = out["dropped"]
     assert drop.passage_id == "ocean" and drop.stage == "refine" and "strips" in drop.reason

@@ -59,7 +59,7 @@ async def test_good_verdict_stops_after_one_round(settings, retriever) -> None:
     # One filter call per query, concurrently; the question is always one of the queries.
     assert llm.calls["_Keep"] == len(state.rounds[0].hits)
     assert "Who wrote Hamlet?" in state.rounds[0].hits
-    assert state.results and state.results[0].scores["aggregate"] > 0
+    assert state.results and (state.results[0].scores.aggregate or 0) > 0
     assert state.outcome == "answered"
 
 

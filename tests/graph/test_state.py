@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from agentrag.state import BudgetState, ChatTurn, Plan, PlanStep, RAGState, SearchRound
-from agentrag.types import Answer, Chunk, Citation, Dropped, Evidence, Passage, TraceEvent, Usage
+from agentrag.stores.filters import Eq
+from agentrag.types import Answer, Chunk, Citation, Dropped, Evidence, Passage, Relevance, TraceEvent, Usage
 
 
 def full_state() -> RAGState:
@@ -18,13 +19,14 @@ def full_state() -> RAGState:
         metadata={"year": 1600, "lang": "en", "ok": True, "w": 0.5},
         score=0.7,
         scores={"bm25": 1.2, "rerank": 0.7},
+        relevance=Relevance(p=0.7, origin="reranker"),
         query="q",
     )
     ev = Evidence(
         passage_id="p1",
         text="Hamlet is a play.",
         contribution="names the play",
-        relevance=0.7,
+        relevance=Relevance(p=0.7, origin="calibrated"),
         source="a.txt",
         title="H",
         start=3,
@@ -38,6 +40,7 @@ def full_state() -> RAGState:
     return RAGState(
         question="Who?",
         history=[ChatTurn(question="q0", answer="a0")],
+        filters=Eq(field="tenant", value="a"),
         queries=["Who?", "author"],
         candidates=[p],
         evidence=[ev],

@@ -27,7 +27,7 @@ def assert_well_formed(answer, kb, graph_name: str, max_rounds: int) -> None:
         assert chunk.start <= c.start <= c.end <= chunk.end
         assert chunk.text[c.start - chunk.start : c.end - chunk.start] == c.quote
     for ev in answer.evidence:
-        assert ev.passage_id and 0.0 <= ev.relevance <= 1.0
+        assert ev.passage_id and (ev.relevance.p is None or 0.0 <= ev.relevance.p <= 1.0)
     # The trace is complete: every node that started ended, in an order the graph allows.
     spec = load_spec(graph_name)
     starts = [e.node for e in answer.trace if e.event == "start"]

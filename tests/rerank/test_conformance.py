@@ -11,7 +11,6 @@ from __future__ import annotations
 import pytest
 
 from agentrag.rerank import (
-    SCORE_KEY,
     CrossEncoderReranker,
     EmbeddingPRFReranker,
     PrismConfig,
@@ -21,6 +20,7 @@ from agentrag.rerank import (
     VLLMRerankReranker,
 )
 from agentrag.settings import LLMEndpoint
+from agentrag.types import StageScores
 
 
 def build(kind: str, request: pytest.FixtureRequest) -> Reranker:
@@ -56,7 +56,7 @@ def case(scifact_candidates):
     c = scifact_candidates[0]
     # Earlier stages' scores must survive reranking.
     passages = [
-        p.model_copy(update={"scores": {"bm25": 10.0 - i}, "score": 10.0 - i})
+        p.model_copy(update={"scores": StageScores(bm25=10.0 - i), "score": 10.0 - i})
         for i, p in enumerate(c.passages)
     ]
     return c.query, passages
@@ -78,8 +78,8 @@ async def test_scores_every_passage_and_orders_by_score(reranker: Reranker, case
     scores = [p.score for p in result.passages]
     assert scores == sorted(scores, reverse=True)
     for p in result.passages:
-        assert p.scores[SCORE_KEY] == p.score
-        assert "bm25" in p.scores
+        assert p.scores.rerank == p.score and p.relevance.known
+        assert p.scores.bm25 is not None
     assert len(set(scores)) > 1, "scores should not all tie on real candidates"
     # The inputs are untouched.
     assert [p.model_dump() for p in passages] == before
@@ -115,7 +115,8 @@ async def test_evidence_belongs_to_kept_passages(reranker: Reranker, case) -> No
     if result.evidence:  # only some rerankers produce evidence
         assert [e.passage_id for e in result.evidence] == [p.id for p in result.passages]
         for e, p in zip(result.evidence, result.passages, strict=True):
-            assert e.text and e.source == p.source and 0.0 <= e.relevance <= 1.0
+            assert e.text and e.source == p.source
+            assert e.relevance.p is not None and 0.0 <= e.relevance.p <= 1.0
             if e.start is not None:
                 assert e.end is not None and p.start <= e.start < e.end <= p.start + len(p.text)
 

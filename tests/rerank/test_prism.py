@@ -100,7 +100,7 @@ async def test_evidence_from_the_real_model_only_for_kept(
     assert llm.completions == 2 and len(result.evidence) == 2
     for ev, p in zip(result.evidence, result.passages, strict=True):
         assert ev.passage_id == p.id and ev.text.strip()
-        assert ev.relevance == pytest.approx(p.score)
+        assert ev.relevance.p == pytest.approx(p.score) and ev.relevance.origin == "reranker"
         if ev.fallback:
             assert ev.text == p.text
         elif ev.start is not None:

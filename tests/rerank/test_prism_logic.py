@@ -13,7 +13,7 @@ import pytest
 
 from agentrag.errors import LLMConnectionError, LLMServerError
 from agentrag.llm import Completion, LLMClient, YesNo
-from agentrag.rerank import SCORE_P_KEY, PrismConfig, PrismReranker
+from agentrag.rerank import PrismConfig, PrismReranker
 from agentrag.scoring.calibration import Calibration
 from agentrag.settings import LLMEndpoint
 from agentrag.types import Passage
@@ -96,7 +96,7 @@ async def test_orders_by_p_yes_and_explains_only_the_kept() -> None:
         500,
         500 + len("Hamlet is a tragedy written by William Shakespeare"),
     )
-    assert hamlet.contribution == "It names the author." and hamlet.relevance == pytest.approx(0.9)
+    assert hamlet.contribution == "It names the author." and hamlet.relevance.p == pytest.approx(0.9)
     # A rewrite is kept as evidence but has no span.
     assert spiders.text == "A spider has 8 legs." and spiders.start is None and not spiders.fallback
     assert result.dropped[0].passage_id == "p1" and "top_n=2" in result.dropped[0].reason
@@ -108,9 +108,10 @@ async def test_threshold_and_calibrated_relevance() -> None:
     cal = Calibration(method="platt", a=4.0, b=-2.4)
     result = await PrismReranker(llm, calibration=cal).arerank("q", PASSAGES, threshold=0.5)  # type: ignore[arg-type]
     assert [p.id for p in result.passages] == ["p2", "p3"]
-    assert result.passages[0].scores[SCORE_P_KEY] == pytest.approx(cal(0.9))
+    assert result.passages[0].relevance.p == pytest.approx(cal(0.9))
+    assert result.passages[0].relevance.origin == "calibrated"
     assert result.passages[0].score == pytest.approx(0.9)  # ordering stays on the raw score
-    assert result.evidence[0].relevance == pytest.approx(cal(0.9))
+    assert result.evidence[0].relevance.p == pytest.approx(cal(0.9))
     assert "p(relevant)=" in result.dropped[0].reason and "< 0.5" in result.dropped[0].reason
 
 
@@ -147,7 +148,10 @@ async def test_failed_scoring_keeps_retrieval_order(caplog) -> None:
     result = await PrismReranker(llm).arerank("q", PASSAGES, top_n=2, threshold=0.99)  # type: ignore[arg-type]
     assert result.fallback and "llm.connection" in result.fallback_reason
     assert [p.id for p in result.passages] == ["p1", "p2"]  # retrieval order, threshold not applicable
-    assert all("rerank" not in p.scores for p in result.passages)
+    # No rerank score, and a relevance that is unknown (fallback), never 0.
+    assert all(p.scores.rerank is None for p in result.passages)
+    assert all(p.relevance.origin == "fallback" and not p.relevance.known for p in result.passages)
+    assert all(e.relevance.p is None and e.relevance.origin == "fallback" for e in result.evidence)
     assert [e.passage_id for e in result.evidence] == ["p1", "p2"] and all(
         e.fallback for e in result.evidence
     )

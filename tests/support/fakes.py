@@ -11,14 +11,14 @@ import math
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
 from agentrag.errors import LLMServerError
 from agentrag.llm import Completion, TokenDistribution, YesNo, current_usage_scope
-from agentrag.rerank.base import RerankResult, select
-from agentrag.types import Evidence, Passage, Usage
+from agentrag.rerank.base import RerankResult, fallback_result, select
+from agentrag.types import Evidence, Passage, StageScores, Usage
 
 Script = dict[str, Any] | Callable[[list[dict[str, str]]], dict[str, Any]]
 
@@ -105,29 +105,40 @@ class FakeRetriever:
 
     passages: list[Passage]
     queries: list[str] = field(default_factory=list)
+    filters_seen: list[Any] = field(default_factory=list)
 
     async def asearch(
-        self, query: str, *, k: int = 10, mode: str = "hybrid", filters: dict[str, Any] | None = None
+        self, query: str, *, k: int = 10, mode: str = "hybrid", filters: Any = None
     ) -> list[Passage]:
+        from agentrag.stores.filters import to_filter
+
         self.queries.append(query)
+        self.filters_seen.append(filters)
+        flt = to_filter(filters)
         words = set(re.findall(r"\w+", query.lower()))
         scored = []
         for p in self.passages:
+            if flt is not None and not flt.matches(p.metadata):
+                continue
             overlap = len(words & set(re.findall(r"\w+", p.text.lower())))
             if overlap:
                 scored.append((overlap, p))
         scored.sort(key=lambda t: -t[0])
-        return [p.model_copy(update={"score": float(s), "scores": {"fake": float(s)}}) for s, p in scored[:k]]
+        return [
+            p.model_copy(update={"score": float(s), "scores": StageScores(bm25=s)}) for s, p in scored[:k]
+        ]
 
 
 class FakeReranker:
     """Relevance from a function of the passage text; evidence = the passage text.
 
     Follows the :class:`~agentrag.rerank.Reranker` contract: ``passages`` are the kept ones
-    (with ``scores["rerank"]``), the rest are ``dropped``.
+    (with ``scores.rerank`` and ``relevance``), the rest are ``dropped``. With ``fail=True`` it
+    fails the way the real rerankers do: a fallback result (retrieval order, relevance unknown),
+    not an exception; ``fail="raise"`` raises instead (a reranker outside that contract).
     """
 
-    def __init__(self, relevance: Callable[[str], float], fail: bool = False) -> None:
+    def __init__(self, relevance: Callable[[str], float], fail: bool | Literal["raise"] = False) -> None:
         self.relevance = relevance
         self.fail = fail
         self.seen: list[str] = []
@@ -150,13 +161,20 @@ class FakeReranker:
         top_n: int | None = None,
         threshold: float | None = None,
     ) -> RerankResult:
+        if self.fail is True:
+            return fallback_result(
+                self.name,
+                passages,
+                top_n=top_n,
+                reason="scoring failed (llm.server: injected reranker failure); kept the retrieval order",
+            )
         scores = await self.ascore(query, passages)
         kept, dropped = select(passages, scores, top_n=top_n, threshold=threshold)
         evidence = [
             Evidence(
                 passage_id=p.id,
                 text=p.text,
-                relevance=p.score,
+                relevance=p.relevance,
                 source=p.source,
                 title=p.title,
                 start=p.start,

@@ -3,7 +3,8 @@
 Each request pops the next action from a queue (the last action repeats when the queue is
 empty): ``ok`` answers normally, ``503`` / ``429`` / ``400`` answer with that status, ``hang``
 sleeps past any sane timeout, ``malformed`` returns a completion whose content is broken JSON,
-``delay:S`` answers normally after S seconds, ``cut`` streams one chunk then breaks. Streaming
+``delay:S`` answers normally after S seconds, ``cut`` streams one chunk then breaks,
+``garbage`` answers 200 with a body that is not JSON (a proxy's HTML page). Streaming
 requests get server-sent events. Every request is recorded so tests can count
 attempts.
 """
@@ -118,6 +119,14 @@ class FaultServer:
                 if action.startswith("delay:"):
                     time.sleep(float(action.split(":", 1)[1]))
                     action = "ok"
+                if action == "garbage":
+                    data = b"<html><body>502 Bad Gateway (not JSON)</body></html>"
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/html")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
                 if action in {"503", "429", "400", "500"}:
                     self._send(
                         int(action),
