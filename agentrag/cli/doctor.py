@@ -145,7 +145,60 @@ def check_kbs(settings: Any) -> list[Check]:
                 fix=f"agentrag kb sync {name}  (repairs and brings both indexes in step)" if problems else "",
             )
         )
+        out.append(check_calibration(settings, name))
     return out
+
+
+def check_calibration(settings: Any, name: str) -> Check:
+    """Whether the configured reranker's scores are probabilities on this knowledge base.
+
+    A fitted calibration (``agentrag kb calibrate``) makes them so; Prism's P(yes) is a
+    probability without one (uncalibrated); any other reranker's raw scores are not, so
+    CRAG's probability thresholds would read a cosine or a logit: that is flagged.
+    """
+    from agentrag.scoring.calibration import find_calibration, list_calibrations
+
+    kb_dir = settings.kb_dir(name)
+    kind = settings.rerank.kind
+    label = f"{name} calibration"
+    fitted = list_calibrations(kb_dir)
+    if kind == "none":
+        return Check(
+            area="kb", name=label, ok=True, detail=f"no reranker; {len(fitted)} calibration(s) stored"
+        )
+    from agentrag.rerank import reranker_from_settings
+
+    # Only the name is needed: nothing loads (models load on first use).
+    reranker = reranker_from_settings(settings)
+    scorer = reranker.name if reranker is not None else kind
+    cal = find_calibration(kb_dir, scorer)
+    if cal is not None:
+        brier = f", Brier {cal.fit_brier:.3f}" if cal.fit_brier is not None else ""
+        return Check(
+            area="kb",
+            name=label,
+            ok=True,
+            detail=f"calibrated for {scorer} ({cal.method}, {cal.n_pairs} pairs{brier})",
+        )
+    others = (
+        f"; calibrated for other rerankers: {', '.join(c.score_name for _, c in fitted)}" if fitted else ""
+    )
+    fix = f"agentrag kb calibrate {name} --data <BEIR folder | labelled pairs>  (or --judge)"
+    if kind == "prism":
+        return Check(
+            area="kb",
+            name=label,
+            ok=True,
+            detail=f"not calibrated; {scorer} P(yes) used as is{others}",
+            fix=fix,
+        )
+    return Check(
+        area="kb",
+        name=label,
+        ok=False,
+        detail=f"not calibrated for {scorer}: its raw scores are not probabilities{others}",
+        fix=fix,
+    )
 
 
 @handle_errors

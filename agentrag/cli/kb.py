@@ -193,6 +193,13 @@ def stats(
     )
     for root in st.roots:
         console.print(f"  root        {root}")
+    from agentrag.scoring.calibration import list_calibrations
+
+    fitted = list_calibrations(st.path)
+    for _, cal in fitted:
+        console.print(f"  calibrated  {cal.score_name} ({cal.method}, {cal.n_pairs} pairs)", highlight=False)
+    if not fitted:
+        console.print(f"  calibrated  no (agentrag kb calibrate {st.name} --data ...)", highlight=False)
 
 
 @app.command()
@@ -254,3 +261,102 @@ def search(
         scores = " ".join(f"{key}={val:.3f}" for key, val in p.scores.as_dict().items())
         console.print(f"[bold]{i}.[/] {p.source} [{p.start}:{p.end}] [dim]{scores}[/]", highlight=False)
         console.print("   " + p.text[:300].replace("\n", " "), highlight=False)
+
+
+@app.command()
+@handle_errors
+def calibrate(
+    name: Annotated[str, typer.Argument(help="Knowledge base name.")],
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data",
+            help="A BEIR folder (qrels give the labels), labelled pairs (.jsonl: query, text, label), "
+            "or unlabelled queries (.jsonl with query, or .txt one a line; needs --judge).",
+        ),
+    ],
+    method: Annotated[
+        str, typer.Option(help="isotonic (a few hundred pairs) or platt (few pairs).")
+    ] = "isotonic",
+    queries: Annotated[int, typer.Option("--queries", help="Queries used at most.")] = 200,
+    depth: Annotated[int, typer.Option("--depth", help="Retrieved passages scored per query.")] = 10,
+    split: Annotated[str | None, typer.Option(help="BEIR qrels split (default: the folder's first).")] = None,
+    mode: Annotated[
+        str, typer.Option(help="Retrieval mode of the candidates: hybrid, bm25, dense.")
+    ] = "hybrid",
+    judge: Annotated[
+        bool, typer.Option("--judge", help="Label unlabelled queries' passages with the generator LLM.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Fit the reranker's score -> P(relevant) map for a knowledge base and store it with the KB.
+
+    CRAG's gate thresholds and the rerank threshold then read as probabilities. The map is
+    per reranker (its name: model and settings) and is used whenever that reranker runs on
+    this knowledge base.
+    """
+    from agentrag._async import run_sync
+    from agentrag.errors import ConfigError
+    from agentrag.rerank import reranker_from_settings
+    from agentrag.scoring.calibration import acalibrate_kb
+
+    if method not in ("isotonic", "platt"):
+        raise ConfigError(f"unknown method {method!r}", hint="isotonic or platt")
+    if mode not in ("hybrid", "bm25", "dense"):
+        raise ConfigError(f"unknown mode {mode!r}", hint="hybrid, bm25 or dense")
+    settings = state.settings()
+    base = _open(name, create=False)
+    try:
+        # Raw scores only: a calibration the reranker already has must not be applied twice.
+        reranker = reranker_from_settings(settings, embedder=base.embedder)
+        if reranker is None:
+            raise ConfigError(
+                "[rerank] kind is none: there is no reranker score to calibrate",
+                hint="set [rerank] kind (embedding needs no LLM)",
+            )
+        llm_judge = None
+        if judge:
+            from agentrag.llm import LLMClient
+            from agentrag.scoring.judge import LLMJudge
+
+            llm_judge = LLMJudge(LLMClient.from_settings(settings, "generator"))
+        from rich.progress import Progress
+
+        with Progress(console=err_console, transient=True, disable=as_json) as bar:
+            task = bar.add_task(f"calibrating {reranker.name[:40]}", total=None)
+            report = run_sync(
+                acalibrate_kb(
+                    base,
+                    reranker,
+                    data,
+                    method=method,  # type: ignore[arg-type]
+                    max_queries=queries,
+                    depth=depth,
+                    split=split,
+                    mode=mode,  # type: ignore[arg-type]
+                    judge=llm_judge,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                )
+            )
+    finally:
+        base.close()
+    if as_json:
+        typer.echo(report.model_dump_json(indent=2))
+        return
+    cal = report.calibration
+    console.print(f"[bold]{name}[/]: calibrated {cal.score_name}", highlight=False)
+    console.print(
+        f"  {cal.method} on {cal.n_pairs} pairs ({cal.n_positive} relevant) from {report.queries} queries",
+        highlight=False,
+    )
+    if report.labels == "llm-judge":
+        console.print("  [yellow]labels: LLM-judged by the generator, not gold relevance judgements[/]")
+    else:
+        console.print("  labels: gold (from the data)")
+    if report.held_out_brier is not None:
+        console.print(
+            f"  held out ({report.held_out_pairs} pairs, every 5th query): Brier {report.held_out_brier:.4f} "
+            f"(raw scores {report.raw_brier:.4f}), ECE {report.held_out_ece:.4f}",
+            highlight=False,
+        )
+    console.print(f"  stored in {report.path}", highlight=False)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -19,8 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from agentrag.errors import AgentragError, LLMError, RerankError
 from agentrag.graph.registry import node, router
 from agentrag.nodes._util import degraded, event, retriever, scope
-from agentrag.nodes.pack import expected_udcg
-from agentrag.types import Evidence, Passage
+from agentrag.nodes.pack import evidence_p, expected_udcg
+from agentrag.types import Dropped, Evidence, Passage
 
 if TYPE_CHECKING:
     from langgraph.runtime import Runtime
@@ -37,7 +38,9 @@ class GateParams(_Params):
     """Parameters of ``crag_gate``."""
 
     upper: float = Field(default=0.6, ge=0, le=1)
-    """CORRECT when any evidence has P(relevant) at least this."""
+    """CORRECT when any evidence has P(relevant) at least this. A probability: the reranker's
+    scores pass through the knowledge base's calibration (``agentrag kb calibrate``) when there
+    is one; without it only a reranker that outputs P(yes) (Prism) makes this meaningful."""
 
     lower: float = Field(default=0.25, ge=0, le=1)
     """INCORRECT when all evidence is below this."""
@@ -54,7 +57,7 @@ async def crag_gate(state: RAGState, runtime: Runtime[RunContext], params: GateP
     """Decide CORRECT / AMBIGUOUS / INCORRECT; stop the loop on budget or no UDCG gain."""
     # Unknown relevances (a reranker fallback) are not evidence of irrelevance: with none known
     # the gate cannot judge and says "ambiguous" (keep them, search more), never "incorrect".
-    scores = [e.relevance.p for e in state.evidence if e.relevance.p is not None]
+    scores = [p for p in (evidence_p(e) for e in state.evidence) if p is not None]
     if any(s >= params.upper for s in scores):
         action: Literal["correct", "ambiguous", "incorrect"] = "correct"
     elif not scores and state.evidence:
@@ -82,6 +85,9 @@ async def crag_gate(state: RAGState, runtime: Runtime[RunContext], params: GateP
             f"{action}" + (f" (loop stops: {stop})" if stop else ""),
             max_relevance=round(max(scores), 3) if scores else None,
             expected_udcg=round(value, 4),
+            # The thresholds are probabilities only when the reranker's scores are: a fitted
+            # calibration (``agentrag kb calibrate``) or a model that outputs P(yes).
+            calibrated=getattr(runtime.context.reranker, "calibration", None) is not None,
         ),
     }
 
@@ -175,60 +181,138 @@ async def _score_strips(
     return [j.p_yes for j in judgements]
 
 
+@dataclass(frozen=True)
+class _Strip:
+    """One strip: which evidence item it came from, its text, and its span in the source."""
+
+    item: int
+    """Index of the evidence item (the strip's source)."""
+
+    order: int
+    """Position among its source's strips."""
+
+    passage: Passage
+    """The strip as a passage (what the scorer sees)."""
+
+    start: int | None
+    """Character offset in the source document (None for a rewrite that is not verbatim)."""
+
+    end: int | None
+    """End offset."""
+
+
+def _strip_source(ev: Evidence, source: Passage | None) -> tuple[str, int | None, str]:
+    """The text a source's strips are cut from, its offset in the document, and which it is.
+
+    Prism evidence (a query-focused rewrite written by the reranker) is the strip source when
+    there is one; the passage text otherwise (and always when the evidence is a fallback).
+    """
+    if not ev.fallback and ev.text.strip() and (source is None or ev.text != source.text):
+        return ev.text, ev.start, "evidence"
+    if source is not None:
+        return source.text, source.start, "passage"
+    return ev.text, ev.start, "evidence"
+
+
+def recompose(pieces: list[tuple[int, str, int | None, int | None]]) -> tuple[str, int | None, int | None]:
+    """One refined passage from the kept strips of one source, in their original order.
+
+    Args:
+        pieces: ``(order, text, start, end)`` of each kept strip.
+
+    Returns:
+        The text, and its span in the source when the strips are contiguous there (so the text
+        is exactly ``source[start:end]``); a span of None otherwise (citations then point at
+        the whole passage rather than at text that was cut out).
+    """
+    pieces = sorted(pieces)
+    orders = [o for o, _, _, _ in pieces]
+    contiguous = orders == list(range(orders[0], orders[0] + len(orders)))
+    text = " ".join(t for _, t, _, _ in pieces)
+    first, last = pieces[0], pieces[-1]
+    if contiguous and first[2] is not None and last[3] is not None:
+        return text, first[2], last[3]
+    return text, None, None
+
+
 @node("refine", params=RefineParams)
 async def refine(state: RAGState, runtime: Runtime[RunContext], params: RefineParams) -> dict[str, Any]:
-    """Knowledge refinement: split evidence passages into strips, score them, keep the best.
+    """Knowledge refinement (CRAG): decompose, score strips, keep the top-n, recompose.
 
-    Strips are cut from the original passage text, so each kept strip is exact source text
-    with its own character span (what citations point at). Fallback: if scoring fails, the
+    Each evidence item's text (its Prism evidence when the reranker wrote one, else the passage
+    text) is split into strips; all strips are scored against the question; the best
+    ``top_n`` over all sources are kept; the kept strips of each source are joined, in their
+    original order, into one refined passage. A source with no kept strip, and any item beyond
+    ``max_passages``, is removed with a ``Dropped`` record. Fallback: if scoring fails, the
     evidence is kept as it was.
     """
     by_id = {p.id: p for p in state.candidates}
-    items: list[tuple[Evidence, Passage]] = []
-    for ev in state.evidence[: params.max_passages]:
+    evidence = list(state.evidence)
+    pieces: list[_Strip] = []
+    kinds: dict[str, int] = {"evidence": 0, "passage": 0}
+    for i, ev in enumerate(evidence[: params.max_passages]):
         source = by_id.get(ev.passage_id)
-        if source is None:
-            continue
-        for a, b in strips(source.text, mode=params.strip, size=params.size):
-            piece = source.model_copy(
-                update={
-                    "id": f"{source.id}#{a}",
-                    "text": source.text[a:b],
-                    "start": source.start + a,
-                    "end": source.start + b,
-                }
-            )
-            items.append((ev, piece))
-    if not items:
+        text, offset, kind = _strip_source(ev, source)
+        kinds[kind] += 1
+        for order, (a, b) in enumerate(strips(text, mode=params.strip, size=params.size)):
+            base = source or Passage(id=ev.passage_id, text=text, source=ev.source, title=ev.title)
+            piece = base.model_copy(update={"id": f"{ev.passage_id}#{kind}:{a}", "text": text[a:b]})
+            span = (offset + a, offset + b) if offset is not None else (None, None)
+            pieces.append(_Strip(item=i, order=order, passage=piece, start=span[0], end=span[1]))
+    if not pieces:
         return event("nothing to refine")
     try:
-        scores = await _score_strips(runtime, state.question, [p for _, p in items], params.scorer)
+        scores = await _score_strips(runtime, state.question, [s.passage for s in pieces], params.scorer)
     except (AgentragError, LLMError) as exc:
         return {
             "errors": degraded(state, "refine", "kept unrefined evidence", exc),
             **event("refinement failed"),
         }
-    ranked = sorted(zip(scores, range(len(items)), strict=True), key=lambda t: -t[0])
-    chosen = sorted(i for s, i in ranked[: params.top_n] if s >= params.min_relevance)
-    refined = []
-    for i in chosen:
-        ev, piece = items[i]
-        refined.append(
-            Evidence(
-                passage_id=ev.passage_id,
-                text=piece.text,
-                contribution=ev.contribution,
-                # A strip inherits its passage's calibrated relevance, scaled by how it ranked
-                # among the strips: the passage-level probability is the calibrated one.
-                relevance=ev.relevance,
-                source=ev.source,
-                title=ev.title,
-                start=piece.start,
-                end=piece.end,
+    ranked = sorted(range(len(pieces)), key=lambda j: -scores[j])
+    kept = {j for j in ranked[: params.top_n] if scores[j] >= params.min_relevance}
+    refined: list[Evidence] = []
+    dropped: list[Dropped] = []
+    for i, ev in enumerate(evidence):
+        if i >= params.max_passages:
+            dropped.append(
+                Dropped(
+                    passage_id=ev.passage_id,
+                    stage="refine",
+                    score=evidence_p(ev),
+                    reason=f"beyond the {params.max_passages} evidence items refined",
+                )
             )
+            continue
+        mine = [j for j, s in enumerate(pieces) if s.item == i]
+        chosen = [j for j in mine if j in kept]
+        if not chosen:
+            best = max((scores[j] for j in mine), default=None)
+            dropped.append(
+                Dropped(
+                    passage_id=ev.passage_id,
+                    stage="refine",
+                    score=evidence_p(ev),
+                    reason=f"none of its {len(mine)} strips is among the best {params.top_n}"
+                    + (f" (its best strip scored {best:.2f})" if best is not None else ""),
+                )
+            )
+            continue
+        text, start, end = recompose(
+            [(pieces[j].order, pieces[j].passage.text, pieces[j].start, pieces[j].end) for j in chosen]
         )
-    refined.sort(key=lambda e: (e.relevance.p is None, -(e.relevance.p or 0.0)))
-    return {"evidence": refined, **event(f"kept {len(refined)} of {len(items)} strips")}
+        # The refined passage keeps its passage-level relevance: that is the calibrated
+        # probability; strip scores only rank strips against each other.
+        refined.append(ev.model_copy(update={"text": text, "start": start, "end": end}))
+    refined.sort(key=lambda e: (evidence_p(e) is None, -(evidence_p(e) or 0.0)))
+    return {
+        "evidence": refined,
+        "dropped": dropped,
+        **event(
+            f"kept {len(kept)} of {len(pieces)} strips, recomposed into {len(refined)} passages",
+            strip_sources=kinds,
+            dropped=len(dropped),
+        ),
+    }
 
 
 class CorrectParams(_Params):
@@ -288,13 +372,28 @@ async def correct(state: RAGState, runtime: Runtime[RunContext], params: Correct
         else []
     )
     kept_ids = {e.passage_id for e in keep}
+    why = (
+        f"AMBIGUOUS: p(relevant) below keep_above {params.keep_above}; replaced by corrective retrieval"
+        if state.crag_action == "ambiguous"
+        else "INCORRECT: all evidence below the gate's lower threshold; replaced by corrective retrieval"
+    )
+    removed = [
+        Dropped(passage_id=e.passage_id, stage="correct", score=evidence_p(e), reason=why)
+        for e in state.evidence
+        if e.passage_id not in kept_ids
+    ]
     old = [p for p in state.candidates if p.id in kept_ids]
     new = [p.model_copy(update={"query": query}) for p in hits if p.id not in judged]
     return {
         "queries": [*tried, query],
         "candidates": old + new,
         "evidence": keep,
+        "dropped": removed,
         "budget": budget,
         "errors": errors,
-        **event(f"round {budget.rounds}: {len(new)} new passages for {query!r}", kept=len(keep)),
+        **event(
+            f"round {budget.rounds}: {len(new)} new passages for {query!r}",
+            kept=len(keep),
+            removed=len(removed),
+        ),
     }

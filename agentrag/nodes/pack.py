@@ -1,53 +1,82 @@
-"""``pack_context``: choose the evidence to show the generator by expected UDCG, under a token budget.
+"""``pack_context``: the evidence subset and order that maximise expected UDCG under a token budget.
 
-UDCG (Trappolini et al. 2025) scores a context by what an LLM does with it: each passage adds
-``w·u``, its utility ``u`` (how much it makes the model answer rather than abstain) weighted
-``w = +1`` if relevant and ``-1/3`` if not (a distractor hurts). With only a probability ``p``
-that a passage is relevant, its expected contribution is::
-
-    c = u · (p · 1 + (1 - p) · (-1/3)) = u · (4p - 1) / 3
-
-which is positive only when ``p > 1/4``: below that, the passage is expected to distract more
-than it helps, and top-k would include it anyway. The packer keeps the items with ``c > 0``,
-best first, while they fit the token budget, and records every item it leaves out and why.
-
-The reported expected UDCG is ``sigmoid(mean(c))`` over the packed items (UDCG's uniform
-discount), which plugs the expected contributions into the released formula.
+The objective, the exact optimiser and how unknown relevance is packed are in
+:mod:`agentrag.scoring.packing`: each item adds ``δ_k · E[w]·u`` at position ``k`` (``w = +1``
+relevant, ``-1/3`` otherwise, a fixed non-increasing discount ``δ`` over ``max_items`` slots),
+the reported UDCG is ``sigmoid`` of that sum, and tokens are counted by the generator's own
+tokenizer (vLLM ``/tokenize``, else the served model folder's tokenizer, else a 4-characters-a-
+token estimate that the trace names). Every item left out gets a ``Dropped`` with the reason.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agentrag.errors import LLMError, LLMUnsupportedError
 from agentrag.graph.registry import node
-from agentrag.nodes._util import approx_tokens, degraded, event
-from agentrag.scoring.udcg import expected_weight, udcg
+from agentrag.nodes._util import degraded, event
+from agentrag.scoring.packing import (
+    DiscountKind,
+    EstimateTokenCounter,
+    HFTokenCounter,
+    PackItem,
+    PackResult,
+    TokenCounter,
+    VLLMTokenCounter,
+    discount_vector,
+    expected_gain,
+    pack,
+)
 from agentrag.types import Dropped, Evidence
 
 if TYPE_CHECKING:
     from langgraph.runtime import Runtime
 
-    from agentrag.graph.context import RunContext
+    from agentrag.graph.context import ChatModel, RunContext
+    from agentrag.settings import Settings
     from agentrag.state import RAGState
+
+log = logging.getLogger(__name__)
+
+__all__ = ["PackParams", "contribution", "evidence_p", "expected_udcg", "pack_context", "token_counter"]
+
+
+def evidence_p(e: Evidence) -> float | None:
+    """P(relevant) of an evidence item; None when unknown (never read as 0)."""
+    return e.relevance.p
 
 
 def contribution(p_relevant: float, utility: float = 1.0) -> float:
-    """Expected UDCG contribution of one passage: ``E[w] · u`` with ``E[w] = p - (1 - p)/3``."""
-    return expected_weight(p_relevant) * utility
+    """Expected UDCG gain of one passage: ``E[w] · u`` with ``E[w] = p - (1 - p)/3``."""
+    g = expected_gain(p_relevant, utility)
+    assert g is not None  # p is a float here
+    return g
 
 
-def expected_udcg(items: Sequence[Evidence], utilities: Sequence[float] | None = None) -> float:
-    """Soft-label UDCG of a context (:func:`agentrag.scoring.udcg.udcg`); 0 when empty.
+def expected_udcg(
+    items: Sequence[Evidence],
+    utilities: Sequence[float] | None = None,
+    *,
+    max_items: int = 8,
+    discount: DiscountKind | Sequence[float] = "uniform",
+) -> float:
+    """The value of the best context ``items`` can make, with no token budget.
 
-    Items of unknown relevance are left out of the value (unknown is not 0).
+    It is what the packer would report for them; adding an item never lowers it, so loops can
+    use it as their utility-gain rule.
     """
     us = list(utilities) if utilities is not None else [1.0] * len(items)
-    known = [(e.relevance.p, u) for e, u in zip(items, us, strict=True) if e.relevance.p is not None]
-    return udcg([p for p, _ in known], [u for _, u in known])
+    result = pack(
+        [PackItem(p=evidence_p(e), utility=u, tokens=0) for e, u in zip(items, us, strict=True)],
+        token_budget=None,
+        max_items=max_items,
+        discount=discount,
+    )
+    return result.udcg
 
 
 class PackParams(BaseModel):
@@ -56,19 +85,30 @@ class PackParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     token_budget: int = Field(default=1500, ge=16)
-    """Evidence tokens allowed in the generator's prompt (estimated at ~4 characters a token)."""
+    """Evidence tokens allowed in the generator's prompt, counted by the generator's tokenizer."""
 
     max_items: int = Field(default=8, ge=1)
-    """Evidence items at most."""
+    """Evidence items at most (the discount's slots)."""
+
+    discount: DiscountKind | list[float] = "uniform"
+    """Positional discount ``δ``: ``uniform`` (1/max_items per slot: a full context scores the
+    released UDCG), ``log`` (1/log2(k+1), normalised), or explicit non-increasing weights."""
 
     utility: Literal["proxy", "llm"] = "proxy"
     """``proxy``: every passage has utility 1 (the model uses what it is given). ``llm``:
     measure it, ``u = 1 - P(NO-RESPONSE)`` from the generator, one first-token call per item
     (concurrently)."""
 
-    order: Literal["best_first", "edges"] = "best_first"
-    """``best_first``; or ``edges``: best at the start and the end, weakest in the middle (long
-    contexts lose the middle)."""
+    tokenizer: Literal["auto", "estimate"] = "auto"
+    """``auto``: the generator's own tokenizer (vLLM ``/tokenize``, else the served model's
+    folder), the estimate only when neither is reachable; ``estimate``: 4 characters a token."""
+
+    @field_validator("discount")
+    @classmethod
+    def _discount(cls, v: DiscountKind | list[float]) -> DiscountKind | list[float]:
+        if not isinstance(v, str):
+            discount_vector(v, len(v))  # positive, non-increasing
+        return v
 
 
 async def _utilities(runtime: Runtime[RunContext], question: str, items: list[Evidence]) -> list[float]:
@@ -81,11 +121,71 @@ async def _utilities(runtime: Runtime[RunContext], question: str, items: list[Ev
     return await UtilityScorer(llm).autilities(question, [e.text for e in items])
 
 
+def _hf_folder(settings: Settings, llm: ChatModel) -> Any:
+    """The served model's folder when the generator is the local server, else None."""
+    from agentrag.models.setup import default_model_dir
+
+    server = settings.server
+    local = f"http://{server.host}:{server.port}/v1"
+    endpoint = getattr(llm, "endpoint", None)
+    bases = list(getattr(endpoint, "api_base", []) or [])
+    if local not in bases:
+        return None
+    folder = server.model_path or default_model_dir(server)
+    return (
+        folder
+        if (folder / "tokenizer.json").exists() or (folder / "tokenizer_config.json").exists()
+        else None
+    )
+
+
+async def token_counter(settings: Settings, llm: ChatModel, probe: str = "token") -> tuple[TokenCounter, str]:
+    """The generator's own token counter, and a note on how it was chosen.
+
+    Tries vLLM's ``/tokenize`` of the served model (one quick probe, no retries), then the
+    tokenizer in the served model's folder, and falls back to the documented estimate.
+    """
+    from agentrag.llm import LLMClient
+
+    notes = []
+    if isinstance(llm, LLMClient):
+        from agentrag.llm.vllm_api import VLLMApi
+
+        quick = llm.endpoint.model_copy(
+            update={"max_retries": 0, "timeout_s": min(10.0, llm.endpoint.timeout_s)}
+        )
+        vllm = VLLMTokenCounter(VLLMApi(quick, usage=llm.usage, role=f"{llm.role}-tokenize"))
+        try:
+            await vllm.acount([probe])
+            return vllm, "the served model's /tokenize"
+        except LLMError as exc:
+            notes.append(f"/tokenize unreachable ({type(exc).__name__})")
+    else:
+        notes.append("the generator is not a vLLM client")
+    folder = _hf_folder(settings, llm)
+    if folder is not None:
+        hf = HFTokenCounter(folder)
+        try:
+            await hf.acount([probe])
+            return hf, f"the served model folder's tokenizer ({'; '.join(notes)})"
+        except Exception as exc:  # a broken tokenizer folder must not stop the answer
+            notes.append(f"tokenizer in {folder} failed ({type(exc).__name__})")
+    else:
+        notes.append("no local model folder")
+    return EstimateTokenCounter(), "ESTIMATE, 4 characters a token: " + "; ".join(notes)
+
+
+def _rendered(e: Evidence) -> str:
+    # What generate.jinja writes for one item (the marker's digits vary; "[1] " stands for them).
+    return f"[1] ({e.title}) {e.text}\n" if e.title else f"[1] {e.text}\n"
+
+
 @node("pack_context", params=PackParams, uses_llm=False)
 async def pack_context(state: RAGState, runtime: Runtime[RunContext], params: PackParams) -> dict[str, Any]:
-    """Choose and order the evidence that maximises expected UDCG within the token budget.
+    """Choose and order the evidence that maximises expected UDCG within the token budget (exact).
 
-    Fallback: if utilities cannot be measured (``utility: llm``), the proxy is used.
+    Fallbacks: if utilities cannot be measured (``utility: llm``), the proxy ``u = 1`` is used;
+    if no tokenizer of the generator is reachable, tokens are estimated and the trace says so.
     """
     items = list(state.evidence)
     errors: list[str] = []
@@ -95,65 +195,45 @@ async def pack_context(state: RAGState, runtime: Runtime[RunContext], params: Pa
             utilities = await _utilities(runtime, state.question, items)
         except LLMError as exc:
             errors = degraded(state, "pack_context", "used proxy utilities", exc)
-    # Unknown relevance (reranker fell back) has no expected contribution: such items are
-    # never dropped as distractors and follow the scored ones in the order given (retrieval).
-    scored = sorted(
-        (
-            (None if e.relevance.p is None else contribution(e.relevance.p, u), u, e)
-            for e, u in zip(items, utilities, strict=True)
-        ),
-        key=lambda t: (t[0] is None, -(t[0] or 0.0)),
+    counter: TokenCounter
+    if params.tokenizer == "estimate":
+        counter, how = EstimateTokenCounter(), "ESTIMATE, 4 characters a token (tokenizer: estimate)"
+    else:
+        counter, how = await token_counter(runtime.context.settings, runtime.context.llm)
+    costs = await counter.acount([_rendered(e) for e in items]) if items else []
+    result: PackResult = pack(
+        [
+            PackItem(p=evidence_p(e), utility=u, tokens=c)
+            for e, u, c in zip(items, utilities, costs, strict=True)
+        ],
+        token_budget=params.token_budget,
+        max_items=params.max_items,
+        discount=params.discount,
     )
-    chosen: list[tuple[float, Evidence]] = []
-    dropped: list[Dropped] = []
-    used = 0
-    for c, u, item in scored:
-        cost = approx_tokens(item.text)
-        if c is not None and c <= 0:
-            dropped.append(
-                Dropped(
-                    passage_id=item.passage_id,
-                    stage="pack_context",
-                    score=item.relevance.p,
-                    reason=f"likely distractor: p(relevant)={item.relevance}, utility {u:.2f} "
-                    f"-> expected UDCG contribution {c:+.2f}",
-                )
-            )
-        elif len(chosen) >= params.max_items:
-            dropped.append(
-                Dropped(
-                    passage_id=item.passage_id,
-                    stage="pack_context",
-                    score=item.relevance.p,
-                    reason=f"beyond {params.max_items} items",
-                )
-            )
-        elif used + cost > params.token_budget:
-            dropped.append(
-                Dropped(
-                    passage_id=item.passage_id,
-                    stage="pack_context",
-                    score=item.relevance.p,
-                    reason=f"over the token budget ({used}+{cost} > {params.token_budget})",
-                )
-            )
-        else:
-            chosen.append((u, item))
-            used += cost
-    context = [item for _, item in chosen]
-    if params.order == "edges" and len(context) > 2:
-        # Alternate best items between the front and the back: 1, 3, 5, ..., 6, 4, 2.
-        context = context[0::2] + context[1::2][::-1]
-    value = expected_udcg([e for _, e in chosen], [u for u, _ in chosen])
+    context = [items[i] for i in result.order]
+    dropped = [
+        Dropped(
+            passage_id=items[d.index].passage_id,
+            stage="pack_context",
+            score=evidence_p(items[d.index]),
+            reason=d.reason,
+        )
+        for d in result.dropped
+    ]
     return {
         "context": context,
-        "udcg": value if context else 0.0,
+        "udcg": result.udcg,
         "dropped": dropped,
         "errors": errors,
         **event(
-            f"packed {len(context)} items (~{used} tokens), expected UDCG {value:.3f}",
+            f"packed {len(context)} items ({result.tokens} tokens by {counter.name}), "
+            f"expected UDCG {result.udcg:.3f}",
             dropped=len(dropped),
-            tokens=used,
+            tokens=result.tokens,
             token_budget=params.token_budget,
+            tokenizer=counter.name,
+            tokenizer_note=how,
+            objective=round(result.objective, 6),
+            unknown_relevance=result.unknown,
         ),
     }

@@ -217,20 +217,25 @@ class _Verdict(BaseModel):
     feedback: str = Field(default="", max_length=400)
 
 
-def round_udcg(rnd: SearchRound) -> float:
-    """Expected UDCG of a round's hits, with the filter's keep/drop as the relevance label.
+def round_udcg(rnd: SearchRound, *, max_items: int = 8) -> float:
+    """The value of the best context a round's kept hits make: the packer's objective.
 
-    Every query's hits count: kept ones as relevant (+1), the rest as distractors (-1/3),
-    utility 1; ``sigmoid`` of the mean, as UDCG is defined.
+    The hits the filter kept, fused over queries, are packed as ``pack_context`` would pack
+    them (:func:`agentrag.scoring.packing.pack`, no token budget, ``max_items`` slots); each
+    kept hit's P(relevant) is its typed relevance when known, else the filter's verdict (kept =
+    relevant). Hits the filter dropped are not in the context, so they do not count. A round
+    that finds more distinct relevant hits is worth more, up to what the context holds; the
+    share of hits the filter kept (what this used to measure) does not enter.
     """
-    total = 0.0
-    n = 0
-    for query, hits in rnd.hits.items():
-        kept = set(rnd.kept.get(query, []))
-        for p in hits:
-            total += 1.0 if p.id in kept else -1.0 / 3.0
-            n += 1
-    return 0.0 if n == 0 else 1.0 / (1.0 + math.exp(-total / n))
+    from agentrag.scoring.packing import PackItem, pack
+
+    def p_of(hit: Passage) -> float:
+        rel: Any = getattr(hit, "relevance", None)
+        p = getattr(rel, "p", None)
+        return 1.0 if p is None else float(p)
+
+    items = [PackItem(p=p_of(h), tokens=0) for h in fused_hits(rnd)]
+    return pack(items, token_budget=None, max_items=max_items).udcg
 
 
 def fused_hits(rnd: SearchRound) -> list[Passage]:

@@ -39,7 +39,8 @@ def reranker_from_settings(
     Args:
         settings: Settings (``[rerank]``, ``[reranker]`` endpoint, ``[embedder]``).
         embedder: For ``embedding`` (default: the settings' embedder).
-        kb_dir: A knowledge base folder whose ``calibration.json`` is used when
+        kb_dir: A knowledge base folder: its calibration for this reranker (written by
+            ``agentrag kb calibrate``), else its ``calibration.json``, is used when
             ``[rerank] calibration`` is empty.
 
     Example:
@@ -49,6 +50,17 @@ def reranker_from_settings(
         >>> reranker_from_settings(Settings.load(config=None, profile="cpu")).name
         'retrieval'
     """
+    reranker = _build(settings, embedder=embedder, kb_dir=kb_dir)
+    if reranker is not None and kb_dir is not None and settings.rerank.calibration is None:
+        from agentrag.scoring.calibration import find_calibration
+
+        fitted = find_calibration(kb_dir, reranker.name)
+        if fitted is not None:
+            reranker.calibration = fitted  # type: ignore[attr-defined]
+    return reranker
+
+
+def _build(settings: Settings, *, embedder: Embedder | None, kb_dir: Path | None) -> Reranker | None:
     from agentrag.profiles import resolve
 
     cfg = settings.rerank

@@ -28,7 +28,7 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -36,7 +36,20 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agentrag.errors import ConfigError
 
-__all__ = ["Calibration", "brier_score", "expected_calibration_error"]
+__all__ = [
+    "CALIBRATION_DIR",
+    "Calibration",
+    "CalibrationReport",
+    "LabelledPair",
+    "acalibrate_kb",
+    "brier_score",
+    "calibration_path",
+    "expected_calibration_error",
+    "find_calibration",
+    "fit_with_holdout",
+    "list_calibrations",
+    "read_labelled_pairs",
+]
 
 FORMAT_VERSION = 1
 
@@ -243,3 +256,293 @@ def expected_calibration_error(
         if mask.any():
             total += mask.sum() / p.size * abs(p[mask].mean() - t[mask].mean())
     return float(total)
+
+
+# ---------------------------------------------------------------------- per knowledge base
+
+CALIBRATION_DIR = "calibration"
+"""Folder of a knowledge base holding one calibration per scorer (reranker name)."""
+
+
+def calibration_path(kb_dir: Path | str, scorer: str) -> Path:
+    """Where the calibration of ``scorer`` (a reranker's ``name``) lives in a knowledge base."""
+    import hashlib
+    import re
+
+    slug = re.sub(r"[^A-Za-z0-9._=-]+", "-", scorer).strip("-")[:60] or "scorer"
+    digest = hashlib.sha256(scorer.encode()).hexdigest()[:8]
+    return Path(kb_dir) / CALIBRATION_DIR / f"{slug}-{digest}.json"
+
+
+def find_calibration(kb_dir: Path | str, scorer: str) -> Calibration | None:
+    """The knowledge base's calibration for exactly this scorer, or None.
+
+    A calibration is fitted on one reranker's raw scores (its ``name`` encodes the model and
+    settings); another reranker's scores are on another scale, so nothing else matches.
+    """
+    path = calibration_path(kb_dir, scorer)
+    if not path.is_file():
+        return None
+    cal = Calibration.load(path)
+    return cal if cal.score_name == scorer else None
+
+
+def list_calibrations(kb_dir: Path | str) -> list[tuple[Path, Calibration]]:
+    """Every calibration stored with a knowledge base (unreadable files are skipped)."""
+    folder = Path(kb_dir) / CALIBRATION_DIR
+    out = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            out.append((path, Calibration.load(path)))
+        except ConfigError:
+            continue
+    return out
+
+
+class LabelledPair(BaseModel):
+    """One (query, passage, relevant?) example for calibration."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    query: str
+    text: str
+    label: bool
+    group: str = ""
+    """Which query it belongs to (for the held-out split)."""
+
+
+class CalibrationReport(BaseModel):
+    """What ``agentrag kb calibrate`` did."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    calibration: Calibration
+    """The fitted map (on all pairs)."""
+
+    path: str
+    """Where it was stored."""
+
+    labels: Literal["gold", "llm-judge"]
+    """Where the labels came from."""
+
+    queries: int
+    """Queries the pairs came from."""
+
+    held_out_pairs: int
+    """Pairs of the held-out queries (every 5th query), scored by a map fitted without them."""
+
+    held_out_brier: float | None
+    """Brier score of the calibrated probabilities on the held-out pairs."""
+
+    held_out_ece: float | None
+    """Expected calibration error on the held-out pairs."""
+
+    raw_brier: float | None
+    """Brier score of the raw scores clipped to [0, 1] on the same pairs (what was used before)."""
+
+
+def read_labelled_pairs(path: Path | str) -> list[LabelledPair]:
+    """Read labelled pairs from JSONL: ``{"query", "text", "label"}`` per line (label 0/1 or bool).
+
+    Raises:
+        ConfigError: Unreadable, or a row without those fields.
+    """
+    path = Path(path)
+    pairs = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            pairs.append(
+                LabelledPair(
+                    query=str(row["query"]),
+                    text=str(row["text"]),
+                    label=float(row["label"]) > 0,
+                    group=str(row.get("query_id", row["query"])),
+                )
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(
+                f"{path}:{n} is not a labelled pair ({exc})",
+                hint='one JSON object a line: {"query": ..., "text": ..., "label": 0 or 1}',
+            ) from exc
+    return pairs
+
+
+def fit_with_holdout(
+    scores: Sequence[float],
+    labels: Sequence[bool],
+    groups: Sequence[str],
+    *,
+    method: Literal["isotonic", "platt"],
+    score_name: str,
+) -> tuple[Calibration, dict[str, Any]]:
+    """Fit on all pairs, and measure a map fitted without every 5th query on that query's pairs.
+
+    Returns:
+        The calibration fitted on all pairs, and held-out figures (``pairs``, ``brier``, ``ece``,
+        ``raw_brier``; None where the held-out part lacks a class).
+    """
+    order = list(dict.fromkeys(groups))
+    held = {g for i, g in enumerate(order) if i % 5 == 4}
+    train = [i for i, g in enumerate(groups) if g not in held]
+    test = [i for i, g in enumerate(groups) if g in held]
+    s, t = np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=np.float64)
+    figures: dict[str, Any] = {"pairs": len(test), "brier": None, "ece": None, "raw_brier": None}
+    if test and 0 < t[train].sum() < len(train):
+        part = Calibration.fit(s[train], t[train], method=method, score_name=score_name)
+        probs = part.predict(s[test])
+        figures.update(
+            brier=brier_score(probs, t[test]),
+            ece=expected_calibration_error(probs, t[test]),
+            raw_brier=brier_score(np.clip(s[test], 0.0, 1.0), t[test]),
+        )
+    return Calibration.fit(s, t, method=method, score_name=score_name), figures
+
+
+def _read_queries(path: Path) -> list[tuple[str, str]]:
+    """Unlabelled queries: JSONL rows with ``query`` (or BEIR's ``_id``/``text``), or one a line."""
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        if path.suffix == ".jsonl":
+            row = json.loads(line)
+            text = row.get("query", row.get("text"))
+            if not isinstance(text, str):
+                raise ConfigError(f"{path}:{n} has no query", hint='one {"query": ...} object a line')
+            out.append((str(row.get("_id", n)), text))
+        else:
+            out.append((str(n), line.strip()))
+    return out
+
+
+async def acalibrate_kb(
+    kb: Any,
+    reranker: Any,
+    data: Path | str,
+    *,
+    method: Literal["isotonic", "platt"] = "isotonic",
+    max_queries: int | None = 200,
+    depth: int = 10,
+    split: str | None = None,
+    mode: Literal["hybrid", "bm25", "dense"] = "hybrid",
+    judge: Any = None,
+    progress: Any = None,
+) -> CalibrationReport:
+    """Fit ``reranker``'s score → P(relevant) map for a knowledge base and store it with the KB.
+
+    The pairs are what the reranker sees at run time: each query's top-``depth`` passages from
+    the knowledge base (``mode``), scored with the reranker's raw :meth:`ascore`.
+
+    Args:
+        kb: An open :class:`~agentrag.kb.KnowledgeBase`.
+        reranker: The reranker to calibrate (its ``name`` keys the stored map).
+        data: A BEIR folder (labels from its qrels, matched by corpus id), a JSONL of labelled
+            pairs (``query``, ``text``, ``label``; scored directly), or unlabelled queries
+            (JSONL with ``query``, or a text file, one a line) that need ``judge``.
+        method: ``isotonic`` or ``platt``.
+        max_queries: Queries used at most (BEIR / unlabelled queries).
+        depth: Passages per query.
+        split: BEIR qrels split (default: the folder's first of test/dev/validation/train).
+        mode: Retrieval mode for the candidates.
+        judge: An :class:`~agentrag.scoring.judge.LLMJudge` labelling the candidates of
+            unlabelled queries (the labels are then the LLM's, and the report says so).
+        progress: Called as ``progress(done, total)`` after each query.
+
+    Raises:
+        ConfigError: Unusable data, unlabelled queries without a judge, a reranker without
+            raw scores, or pairs of one class only.
+    """
+    data = Path(data)
+    if not hasattr(reranker, "ascore"):
+        raise ConfigError(f"reranker {reranker.name} has no raw scores to calibrate")
+    scores: list[float] = []
+    labels: list[bool] = []
+    groups: list[str] = []
+    source: Literal["gold", "llm-judge"] = "gold"
+
+    async def add(group: str, query: str, texts: list[Any], truth: list[bool]) -> None:
+        raw = await reranker.ascore(query, texts)
+        scores.extend(float(x) for x in raw)
+        labels.extend(truth)
+        groups.extend([group] * len(truth))
+
+    if data.is_dir():
+        from agentrag.evaluation.data import read_beir
+        from agentrag.evaluation.retrieval import doc_id
+
+        beir = read_beir(data, split).limited(max_queries)
+        total = len(beir.queries)
+        for i, (qid, text) in enumerate(beir.queries.items(), start=1):
+            hits = await kb.asearch(text, k=depth, mode=mode)
+            positive = {d for d, grade in beir.qrels.get(qid, {}).items() if grade >= 1}
+            if hits:
+                await add(qid, text, hits, [doc_id(h) in positive for h in hits])
+            if progress is not None:
+                progress(i, total)
+    elif data.suffix == ".jsonl" and _has_labels(data):
+        from agentrag.types import Passage
+
+        pairs = read_labelled_pairs(data)
+        by_query: dict[str, list[LabelledPair]] = {}
+        for pair in pairs:
+            by_query.setdefault(pair.group, []).append(pair)
+        for i, (group, rows) in enumerate(by_query.items(), start=1):
+            texts = [Passage(id=f"{group}#{j}", text=r.text, source="pairs") for j, r in enumerate(rows)]
+            await add(group, rows[0].query, texts, [r.label for r in rows])
+            if progress is not None:
+                progress(i, len(by_query))
+    else:
+        if not data.is_file():
+            raise ConfigError(
+                f"{data} does not exist", hint="a BEIR folder, labelled pairs (.jsonl) or queries"
+            )
+        if judge is None:
+            raise ConfigError(
+                f"{data} has queries but no relevance labels",
+                hint="add --judge to let the generator LLM label the retrieved passages "
+                "(LLM labels, not gold), or give a BEIR folder / labelled pairs",
+            )
+        source = "llm-judge"
+        queries = _read_queries(data)[:max_queries]
+        for i, (qid, text) in enumerate(queries, start=1):
+            hits = await kb.asearch(text, k=depth, mode=mode)
+            if hits:
+                verdicts = await judge.relevances(text, [h.text for h in hits])
+                await add(qid, text, hits, [bool(v.relevant) for v in verdicts])
+            if progress is not None:
+                progress(i, len(queries))
+    if not labels or all(labels) or not any(labels):
+        raise ConfigError(
+            f"calibration needs relevant and non-relevant pairs; got {sum(labels)} relevant of {len(labels)}",
+            hint="use more queries (--queries) or a deeper candidate list (--depth)",
+        )
+    cal, held = fit_with_holdout(scores, labels, groups, method=method, score_name=reranker.name)
+    path = cal.save(calibration_path(kb.directory, reranker.name))
+    return CalibrationReport(
+        calibration=cal,
+        path=str(path),
+        labels=source,
+        queries=len(dict.fromkeys(groups)),
+        held_out_pairs=held["pairs"],
+        held_out_brier=held["brier"],
+        held_out_ece=held["ece"],
+        raw_brier=held["raw_brier"],
+    )
+
+
+def _has_labels(path: Path) -> bool:
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            try:
+                row = json.loads(line)
+            except ValueError as exc:
+                raise ConfigError(f"{path} is not JSONL ({exc})") from exc
+            return isinstance(row, dict) and "label" in row and "text" in row
+    return False

@@ -121,7 +121,17 @@ def test_aggregate_formula_and_round_udcg() -> None:
     # b: 1/log2(3) + 1/log2(2) = 1.6309; a: 1/log2(2) = 1
     assert [p.id for p in fused] == ["b", "a"]
     assert abs(fused[0].score - (1 / 1.5849625 + 1.0)) < 1e-6
-    # 3 kept of 5 hits: mean(w) = (3 - 2/3) / 5
+    # The packer's objective over the 2 distinct kept hits (the filter's label: relevant), 8
+    # uniform slots: sigmoid(2/8). Not the keep-rate: more dropped hits do not lower it ...
     import math
 
-    assert abs(round_udcg(rnd) - 1 / (1 + math.exp(-(3 - 2 / 3) / 5))) < 1e-9
+    assert abs(round_udcg(rnd) - 1 / (1 + math.exp(-2 / 8))) < 1e-9
+    noisy = rnd.model_copy(update={"hits": {"q1": [a, b, c, passage("d", "w")], "q2": [b, c]}})
+    assert round_udcg(noisy) == round_udcg(rnd)
+    # ... and a round that finds one more relevant hit is worth more, though its keep-rate fell.
+    more = SearchRound(
+        plan=Plan(),
+        hits={"q1": [a, b, c], "q2": [b, c], "q3": [passage("d", "w"), passage("e", "v")]},
+        kept={"q1": ["a", "b"], "q2": ["b"], "q3": ["d"]},
+    )
+    assert round_udcg(more) > round_udcg(rnd)
