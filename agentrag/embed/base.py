@@ -212,6 +212,11 @@ class CachedEmbedder(ABC):
         return self.model_id + extra
 
     @property
+    def cache_name(self) -> str:
+        """Key of this embedder's vectors in the disk cache (``name`` unless a runtime differs)."""
+        return self.name
+
+    @property
     def cache(self) -> EmbeddingCache | None:
         """The disk cache, opened on first use (None when caching is off)."""
         if self._cache_path is None:
@@ -228,7 +233,7 @@ class CachedEmbedder(ABC):
         if cache is None:
             return self._embed_unique(list(texts))
         keys = [EmbeddingCache.key(t) for t in texts]
-        found = cache.get_many(self.name, keys, self.dim)
+        found = cache.get_many(self.cache_name, keys, self.dim)
         todo: dict[bytes, str] = {}
         for key, text in zip(keys, texts, strict=True):
             if key not in found and key not in todo:
@@ -236,15 +241,23 @@ class CachedEmbedder(ABC):
         if todo:
             fresh = self._embed_unique(list(todo.values()))
             pairs = list(zip(todo.keys(), fresh, strict=True))
-            cache.put_many(self.name, pairs)
+            cache.put_many(self.cache_name, pairs)
             found.update(pairs)
         return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
 
     def _embed_unique(self, texts: list[str]) -> NDArray[np.float32]:
+        # Sort by length so each batch pads to a similar length (padding is wasted compute:
+        # one long text in a batch of short ones makes the whole batch long), then restore order.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+        ordered = [texts[i] for i in order]
         out = [
-            self._embed_batch(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)
+            self._embed_batch(ordered[i : i + self.batch_size])
+            for i in range(0, len(ordered), self.batch_size)
         ]
-        return np.concatenate(out).astype(np.float32, copy=False)
+        vectors = np.concatenate(out).astype(np.float32, copy=False)
+        result = np.empty_like(vectors)
+        result[order] = vectors
+        return result
 
     def embed_documents(self, texts: Sequence[str]) -> NDArray[np.float32]:
         """Embed documents (document prefix applied; cached by prefixed text)."""

@@ -77,6 +77,7 @@ class SentenceTransformerEmbedder(CachedEmbedder):
         self.threads = threads
         self._normalize = normalize
         self._model: Any = None
+        self._fingerprint: str | None = None
         self._load_lock = threading.Lock()
         # A torch module is not safe to run from two threads at once.
         self._run_lock = threading.Lock()
@@ -87,11 +88,23 @@ class SentenceTransformerEmbedder(CachedEmbedder):
         return self._path or default_model_path()
 
     @property
+    def fingerprint(self) -> str:
+        """Hash of the model folder's config, tokenizer and weight files (memoised per file)."""
+        if self._fingerprint is None:
+            from agentrag.embed.fingerprint import model_fingerprint
+
+            self._fingerprint = model_fingerprint(self.path)
+        return self._fingerprint
+
+    @property
     def model_id(self) -> str:
-        """``st:<folder name>`` (the bundled model is ``st:all-MiniLM-L6-v2``)."""
-        if self._path is None:
-            return f"st:{DEFAULT_MODEL_NAME}"
-        return f"st:{self._path.name}"
+        """``st:<folder name>@<fingerprint>``: the folder name for people, the hash for identity.
+
+        Two different models in folders with the same name get different ids (and so
+        different cache keys and a refused knowledge-base check).
+        """
+        label = DEFAULT_MODEL_NAME if self._path is None else self._path.name
+        return f"st:{label}@{self.fingerprint}"
 
     @property
     def model(self) -> Any:

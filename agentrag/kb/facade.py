@@ -209,12 +209,10 @@ class KnowledgeBase:
 
     def _check_embedder(self) -> None:
         recorded = self.manifest.get_meta("embedder")
-        if recorded is not None and recorded != self.embedder.name:
-            raise StoreError(
-                f"knowledge base {self.name!r} was built with embedder {recorded!r}, "
-                f"not {self.embedder.name!r}",
-                hint="open it with the same [embedder] settings, or ingest into a new knowledge base",
-            )
+        if recorded is not None:
+            from agentrag.embed.fingerprint import check_embedder_name
+
+            check_embedder_name(recorded, self.embedder.name, kb=self.name)
 
     # -- parts ------------------------------------------------------------------------------
 

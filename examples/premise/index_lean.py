@@ -7,6 +7,15 @@ Usage::
 For Mathlib, ``LEAN_DIR`` is the folder holding ``Mathlib/`` (module names are paths relative
 to it). The knowledge base lives under ``$AGENTRAG_DATA_DIR`` (default ``.agentrag``).
 Re-running on an unchanged tree embeds nothing. Same as ``agentrag premise index``.
+
+The standard setup is the whole Mathlib tree (~246k declarations), e.g.::
+
+    git clone https://github.com/leanprover-community/mathlib4
+    /usr/bin/time -v python examples/premise/index_lean.py mathlib4 --kb mathlib
+    python examples/premise/eval_premises.py path/to/MathlibQR.json --kb mathlib
+
+Embedding runs through ONNX Runtime int8 by default (``[embedder] runtime``), exported once
+from the local model folder.
 """
 
 from __future__ import annotations
