@@ -32,7 +32,8 @@ KBOption = Annotated[str, typer.Option("--kb", help="Premise knowledge base name
 def _open(name: str, *, create: bool) -> Any:
     from agentrag.kb import KnowledgeBase
 
-    return KnowledgeBase.open(state.settings(), name, create=create)
+    # Premise knowledge bases index and query with the [premise] lexical settings (Lean analyzer).
+    return KnowledgeBase.open(state.settings().for_premises(), name, create=create)
 
 
 class _IndexProgressView:
@@ -169,7 +170,7 @@ def index(
 def _searcher(kb: str) -> PremiseSearcher:
     from agentrag.premise.search import PremiseSearcher
 
-    settings = state.settings()
+    settings = state.settings().for_premises()
     return PremiseSearcher(_open(kb, create=False), settings=settings)
 
 

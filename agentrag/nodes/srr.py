@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from agentrag.errors import LLMError
 from agentrag.graph.registry import node, router
@@ -33,18 +34,48 @@ class _Params(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
-# The plan as the model must write it: list lengths bound the JSON schema, so constrained
-# decoding cannot produce a plan of 200 queries (LeanSearch v2: 1-3, 2-4, 3-7 steps, <= 20).
+# The plan as the model must write it. Every list and every string is bounded in the JSON
+# schema, so constrained decoding cannot run away: a small model that starts repeating itself
+# hits a length bound and the grammar closes the string (LeanSearch v2: 1-3 definition
+# queries, 2-4 high-level ones, 3-7 steps, <= 20 queries). Queries are short search strings.
+_Query = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=100)]
+
+
 class _StepOut(BaseModel):
-    description: str = Field(max_length=300)
-    reasoning: str = Field(max_length=300)
-    queries: list[str] = Field(min_length=1, max_length=2)
+    description: str = Field(max_length=160)
+    reasoning: str = Field(max_length=160)
+    queries: list[_Query] = Field(min_length=1, max_length=2)
 
 
 class _PlanOut(BaseModel):
-    definition_queries: list[str] = Field(min_length=1, max_length=3)
-    highlevel_queries: list[str] = Field(min_length=2, max_length=4)
+    definition_queries: list[_Query] = Field(min_length=1, max_length=3)
+    highlevel_queries: list[_Query] = Field(min_length=2, max_length=4)
     steps: list[_StepOut] = Field(min_length=3, max_length=7)
+
+
+def degenerate_queries(queries: Sequence[str], question: str) -> list[str]:
+    """The queries of a plan that add nothing: repeats, copies of the question, stutters.
+
+    A query is degenerate when it repeats an earlier one (case and spacing ignored), is the
+    question itself or a verbatim piece of it longer than half of it, or repeats one word
+    three times in a row (a small model looping inside a string).
+
+    Example:
+        >>> degenerate_queries(["prime two le", "Prime  two le", "a a a b"], "Is 2 <= p?")
+        ['Prime  two le', 'a a a b']
+    """
+    out: list[str] = []
+    seen: set[str] = set()
+    asked = " ".join(question.lower().split())
+    for query in queries:
+        norm = " ".join(query.lower().split())
+        words = norm.split()
+        stutter = any(words[i] == words[i + 1] == words[i + 2] for i in range(len(words) - 2))
+        copied = norm == asked or (len(norm) > len(asked) / 2 and norm in asked)
+        if norm in seen or stutter or copied:
+            out.append(query)
+        seen.add(norm)
+    return out
 
 
 class SketchParams(_Params):
@@ -92,6 +123,8 @@ async def sketch(state: RAGState, runtime: Runtime[RunContext], params: SketchPa
         errors = degraded(state, "sketch", "searched with the question only", exc)
         plan = Plan(highlevel_queries=[state.question])
     queries = plan.queries(params.max_queries)
+    stale = set(degenerate_queries(queries, state.question))
+    queries = [q for q in queries if q not in stale]
     if previous is not None:
         # "Must produce a different plan": queries already searched add nothing new.
         old = {q.lower() for q in previous.plan.queries(100)}

@@ -107,6 +107,10 @@ class BM25Index:
     def _tokenize(self, texts: Sequence[str], *, ids: bool) -> Any:
         import bm25s
 
+        if self.cfg.analyzer == "lean":
+            from agentrag.premise.lexical import lean_lexical
+
+            texts = [lean_lexical(text) for text in texts]
         return bm25s.tokenize(
             list(texts),
             stopwords=self.cfg.stopwords or None,

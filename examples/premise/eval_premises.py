@@ -32,7 +32,7 @@ def main(argv: list[str]) -> int:
 
     queries = read_eval_data(args.data, "mathlibqr")
     config = EvalConfig(format="mathlibqr", mode="standard", search_mode=args.retrieval, k=args.k)
-    settings = Settings.load()
+    settings = Settings.load().for_premises()  # the Lean analyzer on the BM25 side
     with KnowledgeBase.open(settings, args.kb, create=False) as kb:
         searcher = PremiseSearcher(kb, settings=settings)
         report = run_eval(searcher, queries, config, data=args.data, out_dir=args.out)

@@ -42,7 +42,7 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
 
-    with KnowledgeBase.open(Settings.load(), args.kb) as kb:
+    with KnowledgeBase.open(Settings.load().for_premises(), args.kb) as kb:
         report = index_tree(kb, args.lean_dir, progress=progress)
     print(f"kb: {report.kb}")
     print(f"files: {report.files} ({len(report.failed)} failed)")

@@ -28,7 +28,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rerank", action="store_true", help="rerank candidates ([rerank] settings)")
     args = parser.parse_args(argv)
 
-    settings = Settings.load()
+    settings = Settings.load().for_premises()  # the Lean analyzer on the BM25 side
     # create=False: a typo in --kb should fail, not search a new, empty knowledge base.
     with KnowledgeBase.open(settings, args.kb, create=False) as kb:
         searcher = PremiseSearcher(kb, settings=settings)
