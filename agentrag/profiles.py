@@ -189,7 +189,7 @@ def apply(spec: GraphSpec, profile: Profile) -> GraphSpec:
         edges = [(a, b) for a, b in edges if node_id not in (a, b)]
         edges += [(a, outs[0]) for a in ins]
         del nodes[node_id]
-    budgets = spec.budgets.model_copy(update=plan.budgets) if plan.budgets else spec.budgets
+    budgets = {**spec.budgets, **plan.budgets}
     return spec.model_copy(
         update={
             "nodes": nodes,
