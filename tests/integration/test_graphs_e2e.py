@@ -19,7 +19,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
 
 def assert_well_formed(answer, kb, graph_name: str, max_rounds: int, spec=None) -> None:
-    assert answer.outcome in {"answered", "abstained", "budget_exhausted"}
+    # degraded: a node fell back (e.g. the 135M model's plan did not parse); it must say why.
+    assert answer.outcome in {"answered", "abstained", "budget_exhausted", "degraded"}
+    assert (answer.outcome == "degraded") == bool(answer.errors)
     assert answer.graph == graph_name
     # Citations point at exact text of the stored chunk they cite.
     for c in answer.citations:
