@@ -357,13 +357,19 @@ class LLMClient:
         iterator, first = await self._with_retries(open_stream)
         prompt_tokens = completion_tokens = 0
         chunk: Any = first
+        # An OpenAI-compatible stream always ends with a choice that carries a finish_reason; a
+        # stream that stops without one (a 200 with a body that is not a completion, a cut
+        # connection) is a failed call, never an empty answer.
+        finished = False
         while True:
             if getattr(chunk, "usage", None) is not None:
                 prompt_tokens, completion_tokens = usage_of(chunk)
             if chunk.choices:
-                delta = chunk.choices[0].delta.content
+                choice = chunk.choices[0]
+                delta = choice.delta.content
                 if delta:
                     yield delta
+                finished = finished or bool(getattr(choice, "finish_reason", None))
             try:
                 # Between chunks too, the run's deadline bounds the wait.
                 wait = clamp(self.endpoint.timeout_s, f"{self.role} ({self.model}) stream")
@@ -380,6 +386,14 @@ class LLMClient:
             except Exception as exc:
                 raise translate(exc, endpoint=self._where, model=self.model) from exc
         self._add_usage(prompt_tokens, completion_tokens)
+        if not finished:
+            raise LLMOutputError(
+                f"{self.model} at {self._where} ended its stream without finishing a completion",
+                hint="the server answered with something that is not an OpenAI-compatible stream; "
+                "check that the api_base points at the model server (`agentrag models status`)",
+                endpoint=self._where,
+                model=self.model,
+            )
 
     async def structured(
         self,

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentrag.errors import LLMError
+from agentrag.errors import LLMError, LLMOutputError
 from agentrag.graph.registry import node
 from agentrag.nodes._util import degraded, event
 from agentrag.types import Citation, Evidence, Passage
@@ -361,6 +361,14 @@ async def generate(state: RAGState, runtime: Runtime[RunContext], params: Genera
         if closer is not None:
             await closer()
     raw = guard.text.strip()
+    if not raw:
+        # The model always writes something (at least the abstention sentence): an empty
+        # completion is a broken call (e.g. a 200 whose body was not a completion), and a failed
+        # call must never read as "I cannot answer".
+        raise LLMOutputError(
+            "the generator returned an empty answer",
+            hint="look at the model server's log (`agentrag models status` shows where it is)",
+        )
     hit_cap = ctx.usage.completion_tokens - completion0 >= params.max_tokens
     if guard.looping or hit_cap:
         raw = last_complete_sentence(raw)
