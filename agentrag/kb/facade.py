@@ -352,7 +352,24 @@ class KnowledgeBase:
         """Add already-loaded documents (no files involved; nothing is pruned)."""
         if self._closed:
             raise StoreError(f"knowledge base {self.name!r} is closed")
-        return self.writer.ingest_documents(documents)
+        from agentrag.ingest.loaders import Document
+
+        given: object = documents  # callers without type checking pass anything
+        if isinstance(given, str | bytes | Document):
+            raise IngestError(
+                "documents must be an iterable of Document objects", hint="e.g. kb.ingest_documents([doc])"
+            )
+
+        def checked() -> Iterator[Document]:
+            for doc in documents:
+                if not isinstance(doc, Document):
+                    raise IngestError(
+                        f"documents must be Document objects, not {type(doc).__name__}",
+                        hint="build them with agentrag.ingest.loaders.Document(source=..., text=...)",
+                    )
+                yield doc
+
+        return self.writer.ingest_documents(checked())
 
     def delete_sources(self, sources: Sequence[str]) -> int:
         """Remove documents by source (a file path removes its JSONL rows too). Returns how many."""

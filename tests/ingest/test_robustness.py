@@ -197,3 +197,10 @@ def test_data_dir_that_is_a_file_is_a_typed_error(tmp_path: Path, embedder) -> N
     with pytest.raises(ConfigError, match="not a folder") as info:
         KnowledgeBase.open(s, "x", embedder=embedder)
     assert isinstance(info.value, AgentragError) and "data_dir" in info.value.hint
+
+
+def test_ingest_documents_refuses_what_is_not_a_document(kb) -> None:
+    with pytest.raises(IngestError, match="Document"):
+        kb.ingest_documents(["plain string"])
+    with pytest.raises(IngestError, match="iterable"):
+        kb.ingest_documents("plain string")
