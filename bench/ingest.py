@@ -11,6 +11,9 @@ Raw encode runs before and after the pipeline; their mean is the baseline (the m
 shared, so drift shows up as a difference between the two).
 
 Target: pipeline time / raw encode time < 1.10.
+
+``--runtimes torch,onnx-int8`` instead times the whole ingest once per embedder runtime (same
+docs, cache off, one run) and prints the speed-up over torch (target: onnx-int8 >= 4x).
 """
 
 from __future__ import annotations
@@ -48,7 +51,11 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=5183)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--runtimes", default=None, help="e.g. torch,onnx-int8: ingest once per runtime")
     args = parser.parse_args()
+    if args.runtimes:
+        compare_runtimes(args)
+        return
     data = next(
         p / "shared" / "data" / "scifact"
         for p in ROOT.parents
@@ -113,6 +120,48 @@ def main() -> None:
                 }
             )
         )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def compare_runtimes(args: argparse.Namespace) -> None:
+    """Whole SciFact ingests (cache off), one per runtime, in one run; speed-up over the first."""
+    from agentrag.embed import embedder_from_settings
+
+    data = next(
+        p / "shared" / "data" / "scifact"
+        for p in ROOT.parents
+        if (p / "shared" / "data" / "scifact").is_dir()
+    )
+    work = Path(tempfile.mkdtemp(prefix="agentrag-ingest-bench-"))
+    try:
+        corpus = work / "corpus.jsonl"
+        with (data / "corpus.jsonl").open() as src, corpus.open("w") as dst:
+            for i, line in enumerate(src):
+                if i >= args.docs:
+                    break
+                dst.write(line)
+        rows = {}
+        for rt in args.runtimes.split(","):
+            settings = Settings.load(config=None, data_dir=work / rt)
+            cfg = settings.embedder.model_copy(
+                update={"runtime": rt, "cache": False, "threads": args.threads, "batch_size": args.batch_size}
+            )
+            settings = settings.model_copy(update={"embedder": cfg})
+            emb = embedder_from_settings(settings)
+            emb.embed_documents(["warm up"])  # load (and export, once) outside the timing
+            kb = KnowledgeBase.open(settings, "bench", embedder=emb)
+            t0 = time.perf_counter()
+            report = kb.ingest([corpus])
+            rows[rt] = {"seconds": time.perf_counter() - t0, "chunks": report.chunks_added}
+            kb.close()
+            print(rt, json.dumps(rows[rt]), flush=True)
+        first = next(iter(rows.values()))["seconds"]
+        for rt, row in rows.items():
+            print(
+                f"{rt}: {row['seconds']:.1f}s, {row['chunks'] / row['seconds']:.1f} chunks/s, "
+                f"x{first / row['seconds']:.2f}"
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

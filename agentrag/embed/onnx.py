@@ -20,6 +20,7 @@ import os
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -100,7 +101,9 @@ def _atomic_target(target: Path) -> Path:
 def _export_fp32(model_dir: Path, target: Path) -> None:
     import torch
     from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # a one-off load needs no bar
     base = AutoModel.from_pretrained(str(model_dir), local_files_only=True).eval()
     accepts_types = "token_type_ids" in base.forward.__code__.co_varnames
 
@@ -126,7 +129,10 @@ def _export_fp32(model_dir: Path, target: Path) -> None:
     axes = {n: {0: "batch", 1: "seq"} for n in [*names, "last_hidden_state"]}
     tmp = _atomic_target(target)
     try:
-        with torch.no_grad():
+        # The tracer warns about shape-dependent Python branches in the masking code; the
+        # export is checked against torch on padded batches (tests/embed/test_runtimes.py).
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             torch.onnx.export(
                 _Hidden(base),
                 args,
