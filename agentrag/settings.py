@@ -392,13 +392,17 @@ class RetrievalSettings(_Frozen):
     """RRF weights for (bm25, dense)."""
 
     alpha: float = Field(default=0.8, ge=0, le=1)
-    """Convex combination weight of the dense side: f = α·dense + (1-α)·bm25. 0.8 with ``tmm``
-    was tuned on half of SciFact's train queries for MiniLM (bench/scifact_retrieval.py); with
-    ``minmax`` about 0.5 is best. Tune it for another embedder or corpus."""
+    """Convex combination weight of the dense side: f = α·dense + (1-α)·bm25. Measured with
+    MiniLM on SciFact train (718 queries over the first 3,800 abstracts, ``agentrag eval retrieval
+    --config hybrid-tmm,hybrid-minmax``): ``tmm`` nDCG@10 0.745 / 0.759 / 0.765 at α 0.5 / 0.65 /
+    0.8; ``minmax`` 0.762 / 0.755 / 0.742; RRF (k 60) 0.752. Tune it for another embedder or
+    corpus."""
 
     normalization: Literal["minmax", "tmm"] = "tmm"
     """Per-query score normalisation for the convex combination: min-max, or theoretical
-    min-max (lower bound 0 for BM25, -1 for cosine)."""
+    min-max (lower bound 0 for BM25, -1 for cosine). A document one side did not retrieve
+    scores that side's lowest observed hit (not the floor), so BM25-only documents reach the
+    top-k: hybrid Recall@100 0.964 vs dense 0.939 on the measurement above."""
 
     bm25: BM25Settings = Field(default_factory=BM25Settings)
     """The lexical index."""
