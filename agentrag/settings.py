@@ -393,16 +393,16 @@ class RetrievalSettings(_Frozen):
 
     alpha: float = Field(default=0.8, ge=0, le=1)
     """Convex combination weight of the dense side: f = α·dense + (1-α)·bm25. Measured with
-    MiniLM on SciFact train (718 queries over the first 3,800 abstracts, ``agentrag eval retrieval
-    --config hybrid-tmm,hybrid-minmax``): ``tmm`` nDCG@10 0.745 / 0.759 / 0.765 at α 0.5 / 0.65 /
-    0.8; ``minmax`` 0.762 / 0.755 / 0.742; RRF (k 60) 0.752. Tune it for another embedder or
-    corpus."""
+    MiniLM on SciFact train (809 queries, full corpus; ``agentrag eval retrieval --config
+    hybrid-tmm,hybrid-minmax,hybrid-rrf``): ``tmm`` nDCG@10 0.714 / 0.734 at α 0.5 / 0.8,
+    ``minmax`` 0.731 / 0.708, RRF (k 60) 0.720; BM25 0.688, dense 0.682. Tuned and reported
+    on the same queries. Tune it for another embedder or corpus."""
 
     normalization: Literal["minmax", "tmm"] = "tmm"
     """Per-query score normalisation for the convex combination: min-max, or theoretical
     min-max (lower bound 0 for BM25, -1 for cosine). A document one side did not retrieve
     scores that side's lowest observed hit (not the floor), so BM25-only documents reach the
-    top-k: hybrid Recall@100 0.964 vs dense 0.939 on the measurement above."""
+    top-k: hybrid Recall@100 0.956 vs dense 0.931 on the measurement above."""
 
     bm25: BM25Settings = Field(default_factory=BM25Settings)
     """The lexical index."""
