@@ -179,6 +179,12 @@ class NumpyDirStore:
                 for i in order
             ]
 
+    def candidates(
+        self, vector: NDArray[np.float32], k: int, *, filters: Filter | None = None
+    ) -> list[tuple[str, float]]:
+        """``(id, score)`` of the ``k`` best records: what hybrid search fuses before it reads text."""
+        return [(hit.id, hit.score) for hit in self.search(vector, k, filters=filters)]
+
     def count(self) -> int:
         """Records stored."""
         with self._lock:
@@ -206,7 +212,7 @@ def main(argv: list[str]) -> int:
         for mode in ("dense", "hybrid"):
             print(f"{mode}: {query}")
             for hit in kb.search(query, k=3, mode=mode):
-                scores = " ".join(f"{key}={val:.3f}" for key, val in hit.scores.items())
+                scores = " ".join(f"{key}={val:.3f}" for key, val in hit.scores.as_dict().items())
                 print(f"  {hit.score:.3f} {Path(hit.source).name}:{hit.start}-{hit.end} {scores}")
     return 0
 

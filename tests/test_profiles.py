@@ -33,7 +33,7 @@ def test_plans_compile_and_keep_the_graph_connected(name: str) -> None:
     cpu = profiles.apply(spec, profiles.Profile("cpu", "test"))
     graph = load_graph(cpu)  # LangGraph refuses dangling edges or unreachable nodes
     assert graph.spec.nodes["generate"].params["max_tokens"] == 160
-    assert cpu.budgets.max_rounds == (None if name == "rag" else 1)
+    assert cpu.budgets.get("max_rounds") == (None if name == "rag" else 1)
     if name in ("rag", "crag"):
         assert "rewrite" not in cpu.nodes and cpu.entry == "retrieve"
         assert not any("rewrite" in e for e in cpu.edges)

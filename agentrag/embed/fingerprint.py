@@ -123,6 +123,7 @@ def check_embedder_name(recorded: str, current: str, *, kb: str) -> None:
         why = "a different model or prefixes"
     raise EmbedderMismatchError(
         f"knowledge base {kb!r} was built with embedder {recorded!r}, not {current!r} ({why})",
-        hint="open it with the model it was built with, or ingest into a new knowledge base "
+        hint="open it with the same [embedder] settings (the model it was built with), or ingest "
+        "into a new knowledge base "
         "(the part after '@' is a hash of the model's config and weights)",
     )

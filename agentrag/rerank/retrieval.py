@@ -10,7 +10,7 @@ calibration (fitted on these scores) it becomes one.
 Example:
     >>> from agentrag.types import Passage
     >>> ps = [Passage(id=i, source="s", text=i, score=s) for i, s in (("a", 0.8), ("b", 0.4))]
-    >>> RetrievalScoreReranker().rerank("q", ps).passages[1].scores["rerank"]
+    >>> RetrievalScoreReranker().rerank("q", ps).passages[1].scores.rerank
     0.5
 """
 
