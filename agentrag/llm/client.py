@@ -422,7 +422,7 @@ class LLMClient:
             return iterator, first
 
         iterator, first = await self._with_retries(open_stream)
-        prompt_tokens = completion_tokens = 0
+        prompt_tokens = completion_tokens = deltas = 0
         chunk: Any = first
         while True:
             if getattr(chunk, "usage", None) is not None:
@@ -430,7 +430,14 @@ class LLMClient:
             if chunk.choices:
                 delta = chunk.choices[0].delta.content
                 if delta:
-                    yield delta
+                    deltas += 1
+                    try:
+                        yield delta
+                    except GeneratorExit:
+                        # The consumer stopped early (e.g. a repetition guard): the call still
+                        # happened. The server's usage comes last, so count the deltas seen.
+                        self._add_usage(prompt_tokens, completion_tokens or deltas)
+                        raise
             try:
                 chunk = await asyncio.wait_for(iterator.__anext__(), timeout=self.endpoint.timeout_s)
             except StopAsyncIteration:
