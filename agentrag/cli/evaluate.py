@@ -256,7 +256,11 @@ def qa(
     names = [g.strip() for item in graphs or ["rag"] for g in item.split(",") if g.strip()]
     out = out or settings.data_dir / "eval" / f"qa-{_slug(data)}"
     parts = QAParts(settings)
-    setup = {"generator": str(settings.generator.model), "reranker": settings.rerank.kind}
+    from agentrag.profiles import resolve
+
+    profile = resolve(settings)
+    kind = settings.rerank.kind if "kind" in settings.rerank.model_fields_set else profile.rerank_kind
+    setup = {"generator": str(settings.generator.model), "reranker": kind, "profile": profile.name}
 
     def go(progress: Any) -> EvalReport:
         return run_sync(

@@ -100,10 +100,13 @@ class QAParts:
 
     def describe(self) -> dict[str, Any]:
         """What decides the answers besides the graph and the question."""
+        from agentrag.profiles import resolve
+
         return {
             "embedder": self.embedder.name,
             "generator": str(getattr(getattr(self.llm, "endpoint", None), "model", type(self.llm).__name__)),
             "reranker": getattr(self.reranker, "name", "none"),
+            "profile": resolve(self.settings).name,  # it changes the graphs' plans
             "rerank": self.settings.rerank.model_dump(mode="json"),
             "retrieval": self.settings.retrieval.model_dump(mode="json"),
             "budgets": self.settings.budgets.model_dump(mode="json"),

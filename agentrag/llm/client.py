@@ -355,7 +355,7 @@ class LLMClient:
             return iterator, first
 
         iterator, first = await self._with_retries(open_stream)
-        prompt_tokens = completion_tokens = 0
+        prompt_tokens = completion_tokens = deltas = 0
         chunk: Any = first
         # An OpenAI-compatible stream always ends with a choice that carries a finish_reason; a
         # stream that stops without one (a 200 with a body that is not a completion, a cut
@@ -368,7 +368,14 @@ class LLMClient:
                 choice = chunk.choices[0]
                 delta = choice.delta.content
                 if delta:
-                    yield delta
+                    deltas += 1
+                    try:
+                        yield delta
+                    except GeneratorExit:
+                        # The consumer stopped early (e.g. a repetition guard): the call still
+                        # happened. The server's usage comes last, so count the deltas seen.
+                        self._add_usage(prompt_tokens, completion_tokens or deltas)
+                        raise
                 finished = finished or bool(getattr(choice, "finish_reason", None))
             try:
                 # Between chunks too, the run's deadline bounds the wait.

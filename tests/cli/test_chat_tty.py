@@ -140,6 +140,8 @@ def chat(tmp_path: Path, docs_kb: Path, vllm_server: str, server_settings) -> It
         # Short answers, no per-passage evidence generations: one question in about a minute.
         "AGENTRAG_GENERATOR__MAX_TOKENS": "160",
         "AGENTRAG_RERANK__GENERATE_EVIDENCE": "false",
+        # The full rag graph (with rewrite) on any machine: the test reads its node lines.
+        "AGENTRAG_PROFILE": "gpu",
     }
     # Only these settings: drop AGENTRAG_* of the calling shell (the pane inherits its env).
     # COLUMNS/LINES: the test session exports 80x24, which rich would believe over the pane's size.

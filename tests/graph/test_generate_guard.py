@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from agentrag.nodes.generate import (
     ABSTAIN,
     AnswerGuard,
@@ -89,3 +91,13 @@ def test_uncited_sentences_get_the_marker_of_their_passage() -> None:
         0,
     )
     assert attribute_uncited("The Hork-Bajir Chronicles", context)[0] == "The Hork-Bajir Chronicles [2]"
+
+
+@pytest.mark.vllm
+async def test_a_stream_closed_early_is_still_counted(llm) -> None:
+    # The repetition guard closes the stream mid-answer; the call must stay on the books.
+    stream = llm.stream([{"role": "user", "content": "Count from 1 to 50."}], max_tokens=40)
+    async for _ in stream:
+        break
+    await stream.aclose()
+    assert llm.usage.calls == 1 and llm.usage.completion_tokens >= 1
