@@ -14,11 +14,12 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentrag._async import run_sync
+from agentrag.errors import AgentragError
 from agentrag.types import Dropped, Evidence, Passage, Relevance
 
 if TYPE_CHECKING:
@@ -220,6 +221,10 @@ class BaseReranker:
 
     calibration: Calibration | None = None
 
+    served: ClassVar[bool] = False
+    """Scores come from a model server: a failed call (after the client's retries) falls back to
+    the retrieval order (``RerankResult.fallback``) instead of raising. Local models raise."""
+
     @property
     def name(self) -> str:
         return type(self).__name__
@@ -236,9 +241,25 @@ class BaseReranker:
         top_n: int | None = None,
         threshold: float | None = None,
     ) -> RerankResult:
-        """Score every passage (:meth:`ascore`), then order and select."""
+        """Score every passage (:meth:`ascore`), then order and select.
+
+        A :attr:`served` reranker whose scoring call fails keeps the retrieval order (fallback).
+        """
         t0 = time.perf_counter()
-        scores = await self.ascore(query, passages)
+        if not passages:
+            return RerankResult(reranker=self.name, timings={"score": 0.0, "total": 0.0})
+        try:
+            scores = await self.ascore(query, passages)
+        except AgentragError as exc:
+            if not self.served:
+                raise
+            return fallback_result(
+                self.name,
+                passages,
+                top_n=top_n,
+                reason=f"scoring failed ({exc.code}: {exc.message}); kept the retrieval order",
+                elapsed=time.perf_counter() - t0,
+            )
         return self._selected(passages, scores, top_n=top_n, threshold=threshold, t0=t0)
 
     def _selected(

@@ -17,13 +17,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agentrag.errors import AgentragError, RerankError
-from agentrag.rerank.base import BaseReranker, RerankResult, document_text, fallback_result
+from agentrag.errors import RerankError
+from agentrag.rerank.base import BaseReranker, document_text
 from agentrag.types import Passage
 
 if TYPE_CHECKING:
@@ -143,6 +142,8 @@ class VLLMRerankReranker(BaseReranker):
     (``RerankResult.fallback``), as every reranker does.
     """
 
+    served = True
+
     def __init__(self, endpoint: LLMEndpoint, *, calibration: Calibration | None = None) -> None:
         from agentrag.llm.vllm_api import VLLMApi
 
@@ -162,27 +163,3 @@ class VLLMRerankReranker(BaseReranker):
         if any(s is None for s in scores):
             raise RerankError("/rerank did not score every document", hint="check the server log")
         return [float(s) for s in scores if s is not None]
-
-    async def arerank(
-        self,
-        query: str,
-        passages: Sequence[Passage],
-        *,
-        top_n: int | None = None,
-        threshold: float | None = None,
-    ) -> RerankResult:
-        """One request for all candidates, then order and select (fallback on failure)."""
-        t0 = time.perf_counter()
-        if not passages:
-            return RerankResult(reranker=self.name, timings={"score": 0.0, "total": 0.0})
-        try:
-            scores = await self.ascore(query, passages)
-        except AgentragError as exc:
-            return fallback_result(
-                self.name,
-                passages,
-                top_n=top_n,
-                reason=f"scoring failed ({exc.code}: {exc.message}); kept the retrieval order",
-                elapsed=time.perf_counter() - t0,
-            )
-        return self._selected(passages, scores, top_n=top_n, threshold=threshold, t0=t0)

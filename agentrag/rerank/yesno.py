@@ -20,14 +20,12 @@ with ``fallback`` set and the reason; it does not raise.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from agentrag.errors import AgentragError
 from agentrag.llm.vllm_api import served_name
 from agentrag.prompts import load_prompt
-from agentrag.rerank.base import BaseReranker, RerankResult, document_text, fallback_result
+from agentrag.rerank.base import BaseReranker, document_text
 from agentrag.types import Passage
 
 if TYPE_CHECKING:
@@ -65,6 +63,8 @@ class YesNoReranker(BaseReranker):
         calibration: Maps P(yes) to a calibrated P(relevant).
     """
 
+    served = True
+
     def __init__(
         self,
         llm: ChatModel,
@@ -98,27 +98,3 @@ class YesNoReranker(BaseReranker):
             *(self.llm.yes_no(self.messages(query, p), yes=("yes",), no=("no",)) for p in passages)
         )
         return [j.p_yes for j in judgements]
-
-    async def arerank(
-        self,
-        query: str,
-        passages: Sequence[Passage],
-        *,
-        top_n: int | None = None,
-        threshold: float | None = None,
-    ) -> RerankResult:
-        """Score and select; on a failed call, keep the retrieval order (``fallback``)."""
-        t0 = time.perf_counter()
-        if not passages:
-            return RerankResult(reranker=self.name, timings={"score": 0.0, "total": 0.0})
-        try:
-            scores = await self.ascore(query, passages)
-        except AgentragError as exc:
-            return fallback_result(
-                self.name,
-                passages,
-                top_n=top_n,
-                reason=f"scoring failed ({exc.code}: {exc.message}); kept the retrieval order",
-                elapsed=time.perf_counter() - t0,
-            )
-        return self._selected(passages, scores, top_n=top_n, threshold=threshold, t0=t0)
