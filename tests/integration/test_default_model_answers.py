@@ -1,18 +1,15 @@
 """Answer quality against the default model (Qwen2.5-Coder-1.5B-Instruct), on examples/docs.
 
-The server must already run (converting and loading the 1.5B takes minutes and 8 GB, so the
-session does not start it): ``agentrag models setup --model qwen2.5-coder-1.5b`` then
-``agentrag models serve --model qwen2.5-coder-1.5b --port 8402``. Another port:
-``AGENTRAG_TEST_DEFAULT_PORT``.
+The ``default_llm_server`` fixture (tests/conftest.py) reuses a server already serving the
+default model on its port (8400, or ``AGENTRAG_DEFAULT_LLM_PORT``) or starts one; ``.ci/setup``
+prepares the model.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
-import httpx
 import pytest
 
 from agentrag import Agent
@@ -23,7 +20,6 @@ from agentrag.settings import Settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
-SERVED = "qwen2.5-coder-1.5b"
 DOCS = Path(__file__).resolve().parents[2] / "examples" / "docs"
 
 
@@ -31,33 +27,18 @@ def _read(path: str) -> str:
     return Path(path).read_text()
 
 
-@pytest.fixture(scope="session")
-def default_model_url() -> str:
-    """Base URL of a healthy server serving the default model, or a failure naming the fix."""
-    port = int(os.environ.get("AGENTRAG_TEST_DEFAULT_PORT", "8402"))
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        served = [m["id"] for m in httpx.get(f"{url}/models", timeout=10).json()["data"]]
-    except (httpx.HTTPError, ValueError, KeyError):
-        served = []
-    if SERVED not in served:
-        pytest.fail(
-            f"no server serving {SERVED} at {url} (found {served or 'none'}); run "
-            f"`agentrag models setup --model {SERVED}` and "
-            f"`agentrag models serve --model {SERVED} --port {port}`, or set AGENTRAG_TEST_DEFAULT_PORT",
-            pytrace=False,
-        )
-    return url
-
-
 async def test_warranty_answer_says_two_years_and_cites_warranty_md(
-    default_model_url: str, tmp_path: Path, embedder
+    default_llm_server: str, default_server_settings, tmp_path: Path, embedder
 ) -> None:
     settings = Settings.load(
         config=None,
         data_dir=tmp_path,
         profile="cpu",  # the economical plan: one LLM call
-        generator={"model": f"hosted_vllm/{SERVED}", "api_base": [default_model_url], "timeout_s": 600},
+        generator={
+            "model": f"hosted_vllm/{default_server_settings.served_name}",
+            "api_base": [default_llm_server],
+            "timeout_s": 600,
+        },
     )
     kb = KnowledgeBase.open(settings, "docs", embedder=embedder)
     try:
