@@ -4,7 +4,7 @@ Before streaming, the chunker tokenized a whole document at once (~230 MB of RSS
 text): a 50 MB file was OOM-killed at 8.1 GB. Real embedded Chroma and real bm25s; the
 embedder is the deterministic bag-of-words fake, because embedding ~50k chunks with MiniLM on
 this 2-core CPU takes far longer than a test may (the other ingest tests use real MiniLM).
-The peak is ``ru_maxrss`` of the ingesting process (tests/support/memory_driver.py).
+The peak is ``VmHWM`` of the ingesting process (tests/support/memory_driver.py).
 """
 
 from __future__ import annotations
