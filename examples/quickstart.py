@@ -52,7 +52,7 @@ def main(argv: list[str]) -> int:
     print(f"evidence: {len(answer.evidence)}")
     for i, ev in enumerate(answer.evidence, start=1):
         span = f"{ev.start}-{ev.end}" if ev.start is not None and ev.end is not None else "-"
-        print(f"  ({i}) p={ev.relevance:.2f} {ev.source}:{span} {' '.join(ev.text.split())[:80]}")
+        print(f"  ({i}) p={ev.relevance} {ev.source}:{span} {' '.join(ev.text.split())[:80]}")
     print(f"udcg: {answer.udcg:.3f}" if answer.udcg is not None else "udcg: -")
     print(f"dropped: {len(answer.dropped)}")
     for d in answer.dropped:

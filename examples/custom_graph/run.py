@@ -66,15 +66,16 @@ async def source_allowlist(
                 Dropped(
                     passage_id=item.passage_id,
                     stage="source_allowlist",
-                    score=item.relevance,
+                    score=item.relevance.p,
                     reason=f"{name} is not allowlisted ({', '.join(params.patterns)})",
                 )
             )
-    # State fields are replaced, not appended to: carry the earlier drops forward. `_event` is
-    # the node's one-line summary, which the graph wrapper moves into the trace.
+    # `dropped` is append-only (a LangGraph reducer adds what a node returns): return only the
+    # new records. `_event` is the node's one-line summary, which the graph wrapper moves into
+    # the trace.
     return {
         "evidence": kept,
-        "dropped": [*state.dropped, *dropped],
+        "dropped": dropped,
         "_event": {"message": f"kept {len(kept)}, dropped {len(dropped)} by source", "data": {}},
     }
 
@@ -106,7 +107,7 @@ def main(argv: list[str]) -> int:
     for c in answer.citations:
         print(f"citation [{c.marker}] {c.source}:{c.start}-{c.end}")
     for ev in answer.evidence:
-        print(f"evidence p={ev.relevance:.2f} {ev.source}")
+        print(f"evidence p={ev.relevance} {ev.source}")
     for d in answer.dropped:
         print(f"dropped {d.stage}: {d.reason}")
     nodes = [e.node for e in answer.trace if e.event == "end"]
