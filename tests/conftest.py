@@ -75,8 +75,10 @@ def _model_server_settings(model: str, port_env: str):
     base = Settings.load(config=None).server
     port = int(os.environ.get(port_env) or get_model(model).port)
     data = base.model_dump(exclude={"served_name", "model_path"})
+    # One core each: the session runs two servers side by side (the CI run measured so).
+    cpus = os.environ.get("AGENTRAG_TEST_SERVER_CPUS", "one")
     # Validated again (not model_copy) so the served name follows the model.
-    return ServerSettings.model_validate({**data, "model": model, "port": port})
+    return ServerSettings.model_validate({**data, "model": model, "port": port, "cpus": cpus})
 
 
 @pytest.fixture(scope="session")

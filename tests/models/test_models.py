@@ -109,10 +109,12 @@ def test_server_env_binds_threads_to_the_cpus_we_may_use(
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {1, 0, 3})
     auto = ServerSettings(home=tmp_path)
-    # One CPU of our own per server: the least used by our running servers, not vLLM's
-    # "auto" (every server on the first core).
-    assert cpu_bind(auto) == "0"
-    assert cpu_bind(auto, taken=["0"]) == "1"
+    one = ServerSettings(home=tmp_path, cpus="one")
+    # Alone: every allowed CPU (no idle core). Beside our other servers, or with "one": one CPU
+    # of its own, the least used by them, not vLLM's "auto" (every server on the first core).
+    assert cpu_bind(auto) == "0,1,3"
+    assert cpu_bind(one) == "0"
+    assert cpu_bind(auto, taken=["0"]) == cpu_bind(one, taken=["0"]) == "1"
     assert cpu_bind(auto, taken=["0", "1"]) == "3"
     assert cpu_bind(auto, taken=["0-1", "3", "0"]) == "1"
     assert cpu_bind(auto, taken=["0,1,3"]) == "0"
@@ -122,7 +124,7 @@ def test_server_env_binds_threads_to_the_cpus_we_may_use(
     assert env["VLLM_CPU_OMP_THREADS_BIND"] == "1"
     assert "OMP_NUM_THREADS" not in env  # would override the binding's thread count
     assert env["VLLM_HOST_IP"] == "127.0.0.1"
-    assert _server_env(auto)["VLLM_CPU_OMP_THREADS_BIND"] == "0"
+    assert _server_env(one)["VLLM_CPU_OMP_THREADS_BIND"] == "0"
     gpu = _server_env(ServerSettings(home=tmp_path, vllm_spec="vllm==0.32.0"))
     assert "VLLM_CPU_OMP_THREADS_BIND" not in gpu
 
@@ -136,7 +138,8 @@ def test_servers_started_side_by_side_get_different_cpus(
     try:
         second = serve(other, served_name="second")
         try:
-            assert {first.cpus, second.cpus} == {"0", "1"}
+            # The first ran alone (every core); the second got one core of its own.
+            assert first.cpus == "0,1" and second.cpus in {"0", "1"}
         finally:
             stop(other)
     finally:
