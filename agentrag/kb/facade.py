@@ -453,10 +453,20 @@ class KnowledgeBase:
         fusion: Literal["rrf", "convex"] | None = None,
         alpha: float | None = None,
         candidates: int | None = None,
+        normalization: Normalization | None = None,
     ) -> list[Passage]:
         """Blocking :meth:`asearch` (not from inside agentrag's own event loop)."""
         return run_sync(
-            self.asearch(query, k, mode, filters, fusion=fusion, alpha=alpha, candidates=candidates)
+            self.asearch(
+                query,
+                k,
+                mode,
+                filters,
+                fusion=fusion,
+                alpha=alpha,
+                candidates=candidates,
+                normalization=normalization,
+            )
         )
 
     def as_retriever(self, **search_kwargs: Any) -> Any:
