@@ -295,26 +295,7 @@ class Writer:
         prune: bool = False,
         progress: Callable[[IngestProgress], None] | None = None,
     ) -> IngestReport:
-        """Add files and folders; re-ingesting unchanged content does nothing.
-
-        Args:
-            paths: Files and directories (see :func:`agentrag.ingest.loaders.load_paths`).
-            include: Globs files must match (default ``[kb] include``).
-            exclude: Globs of files or folders to leave out (default ``[kb] exclude``).
-            prune: Also remove documents under these paths whose files no longer exist (or are
-                no longer selected): what ``sync`` does.
-            progress: Called with an :class:`IngestProgress` as work advances.
-
-        Returns:
-            What was added, replaced, left unchanged, removed and skipped (with reasons).
-
-        Raises:
-            KBBusyError: Another process is writing to this knowledge base.
-
-        Example:
-            >>> report = kb.ingest(["notes/", "paper.pdf"], exclude=["drafts"])  # doctest: +SKIP
-            >>> report.added, report.unchanged, [s.reason for s in report.skipped]  # doctest: +SKIP
-        """
+        """The write path of :meth:`agentrag.kb.KnowledgeBase.ingest` (documented there)."""
         inc = list(include if include is not None else self.kb_settings.include)
         exc = list(exclude if exclude is not None else self.kb_settings.exclude)
         named = [Path(p).expanduser() for p in paths]
