@@ -41,6 +41,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from agentrag.graph.spec import GraphSpec
     from agentrag.settings import Settings
 
@@ -158,14 +160,23 @@ def _detect() -> Profile:
     return Profile("cpu", "torch sees no CUDA device")
 
 
-def apply(spec: GraphSpec, profile: Profile) -> GraphSpec:
+def apply(spec: GraphSpec, profile: Profile, *, keep: Collection[str] = ()) -> GraphSpec:
     """The spec with the profile's plan for it: params merged, skipped nodes bypassed.
 
     A skipped node that is the entry hands the entry to its successor; one between two nodes
     is replaced by an edge between them. A node with routes, or with several ways in or out,
     is kept (bypassing it would change the graph's logic).
+
+    Args:
+        spec: The graph.
+        profile: The profile whose plan applies (by ``spec.name``).
+        keep: Nodes to run although the plan skips them (the ablation ``rag+rewrite``).
     """
     plan = profile.plan(spec.name)
+    if keep:
+        plan = GraphPlan(
+            params=plan.params, skip=tuple(n for n in plan.skip if n not in keep), budgets=plan.budgets
+        )
     if not (plan.params or plan.skip or plan.budgets):
         return spec
     nodes = dict(spec.nodes)

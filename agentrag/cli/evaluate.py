@@ -234,7 +234,12 @@ def qa(
     data: Annotated[Path, typer.Option("--data", help="HotpotQA file (release JSON or IRCoT JSONL).")],
     graphs: Annotated[
         list[str] | None,
-        typer.Option("--graph", help="Graph to run (repeatable): rag, crag, srr. Default rag."),
+        typer.Option(
+            "--graph",
+            help="Graph or ablation variant (repeatable): rag, crag, srr; rag+rewrite (with the "
+            "query rewrite), rag-rerank (retrieval score as relevance), rag+yesno (LLM yes/no "
+            "reranker), rag+prism (Prism with evidence), rag-pack (no UDCG packing). Default rag.",
+        ),
     ] = None,
     limit: LimitOption = None,
     out: OutOption = None,
@@ -245,7 +250,10 @@ def qa(
 
     Each question gets a knowledge base of its own 10 context paragraphs (the distractor setting).
 
-    Example: agentrag eval qa --data shared/data/hotpotqa/dev250.jsonl --graph rag --graph crag --limit 10
+    Variants answer whether a node earns its place on the served model: each changes one thing
+    in its graph as the profile plans it (see agentrag.evaluation.qa.VARIANTS).
+
+    Example: agentrag eval qa --data shared/data/hotpotqa/dev250.jsonl --graph rag --graph rag-pack --limit 10
     """
     from agentrag._async import run_sync
     from agentrag.evaluation.data import read_hotpotqa

@@ -47,6 +47,23 @@ async def test_eval_qa_three_questions(
     assert llm.usage.calls == calls
 
 
+async def test_eval_qa_ablation_variants_side_by_side(
+    tmp_path: Path, shared_data: Path, e2e_settings, embedder, llm_endpoint, real_reranker
+) -> None:
+    """A variant runs the real graph with its one change and is cached under its own key."""
+    data = shared_data / "hotpotqa" / "dev250.jsonl"
+    items = read_hotpotqa(data, limit=2)
+    parts = QAParts(e2e_settings, embedder=embedder, llm=LLMClient(llm_endpoint), reranker=real_reranker)
+    out = tmp_path / "qa"
+    report = await arun_qa(items, ["rag", "rag-pack"], parts=parts, data=data, out_dir=out)
+    assert [(r.name, r.n, r.errors) for r in report.rows] == [("rag", 2, 0), ("rag-pack", 2, 0)]
+    assert all(r.costs["llm_calls"] >= 1 for r in report.rows)
+    records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+    prints = {r["system"]: r["key"].split("/")[1] for r in records}
+    assert prints["rag"] != prints["rag-pack"]
+    assert "| rag-pack | 2 |" in (out / "report.md").read_text()
+
+
 async def test_eval_retrieval_with_prism_reranking(
     tmp_path: Path, shared_data: Path, e2e_settings, embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
