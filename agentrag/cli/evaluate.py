@@ -135,8 +135,9 @@ def retrieval(
         list[str] | None,
         typer.Option(
             "--config",
-            help="Configuration to run (repeatable): bm25, dense, hybrid, hybrid+prf, hybrid+prism, "
-            "hybrid+cross-encoder. Default: bm25, dense, hybrid, hybrid+prf.",
+            help="Configuration to run (repeatable): bm25, dense, hybrid, hybrid-rrf, hybrid-tmm, "
+            "hybrid-minmax, hybrid+prf, hybrid+prism, hybrid+yesno, hybrid+cross-encoder. "
+            "Default: bm25, dense, hybrid.",
         ),
     ] = None,
     k: Annotated[
@@ -153,7 +154,7 @@ def retrieval(
     ] = None,
     rerank_depth: Annotated[int, typer.Option(min=1, help="Chunks reranked by prf / cross-encoder.")] = 100,
     prism_depth: Annotated[
-        int, typer.Option(min=1, help="Chunks reranked by Prism (an LLM call each).")
+        int, typer.Option(min=1, help="Chunks reranked by Prism / yesno (an LLM call each).")
     ] = 20,
     concurrency: Annotated[int, typer.Option(min=1, help="Queries in flight.")] = 4,
     quiet: QuietOption = False,

@@ -90,15 +90,17 @@ async def test_eval_retrieval_with_prism_reranking(
     data = read_beir(root)
     kb, _ = open_beir_kb(e2e_settings, data)
     try:
-        systems = build_systems(["hybrid", "hybrid+prism"], kb, e2e_settings, prism_depth=5)
+        systems = build_systems(["hybrid", "hybrid+prism", "hybrid+yesno"], kb, e2e_settings, prism_depth=5)
         report = await arun_retrieval(data, systems, out_dir=tmp_path / "out", concurrency=1)
     finally:
         kb.close()
-    hybrid, prism = report.rows
-    assert (prism.name, prism.n, prism.errors) == ("hybrid+prism", 3, 0)
-    assert all(0.0 <= v <= 1.0 for v in prism.metrics.values())
-    # Only the head is reordered: recall@100 cannot change.
-    assert prism.metrics["recall@100"] == hybrid.metrics["recall@100"]
+    hybrid, prism, yesno = report.rows
+    for row in (prism, yesno):
+        assert (row.n, row.errors) == (3, 0), row.name
+        assert all(0.0 <= v <= 1.0 for v in row.metrics.values())
+        # Only the head is reordered: recall@100 cannot change.
+        assert row.metrics["recall@100"] == hybrid.metrics["recall@100"]
+    assert (prism.name, yesno.name) == ("hybrid+prism", "hybrid+yesno")
     for q in data.queries:
         assert q in report.per_case["hybrid+prism"]
     records = [json.loads(x) for x in (tmp_path / "out" / "records.jsonl").read_text().splitlines()]
@@ -106,3 +108,4 @@ async def test_eval_retrieval_with_prism_reranking(
     for q in data.queries:
         # Reranking reorders, never adds or loses documents.
         assert sorted(ranks["hybrid+prism", q]) == sorted(ranks["hybrid", q])
+        assert sorted(ranks["hybrid+yesno", q]) == sorted(ranks["hybrid", q])
