@@ -294,7 +294,13 @@ async def _answer_one(item: QAItem, graph: str, parts: QAParts, root: Path) -> d
     finally:
         kb.close()
     _check_server(answer)
+    # CRAG's gate decisions, one per round (correct / ambiguous / incorrect): the action counts
+    # the ablation reports come from these.
+    actions = [
+        t.message.split()[0] for t in answer.trace if t.node == "gate" and t.event == "end" and t.message
+    ]
     return {
+        **({"crag_actions": actions} if actions else {}),
         "answer": answer.text,
         "outcome": answer.outcome,
         "paragraphs": paragraph_order(answer, paragraph_of),
