@@ -88,6 +88,10 @@ class Variant:
     rerank: dict[str, Any] = field(default_factory=dict)
     """``[rerank]`` settings for this variant's reranker (its own model client)."""
 
+    gold_only: bool = False
+    """The knowledge base holds the supporting paragraphs only: the reader's ceiling, what the
+    generator does when retrieval is perfect."""
+
 
 VARIANTS: dict[str, Variant] = {
     "rag": Variant("rag", "the graph as the profile plans it"),
@@ -102,6 +106,9 @@ VARIANTS: dict[str, Variant] = {
         "rag",
         "Prism reranker with evidence extracts (one generation per kept passage)",
         rerank={"kind": "prism", "generate_evidence": True},
+    ),
+    "rag@gold": Variant(
+        "rag", "the supporting paragraphs only (retrieval made perfect: the reader's ceiling)", gold_only=True
     ),
     "rag-pack": Variant(
         "rag", "reranked order while it fits, no UDCG packing", params={"pack": {"strategy": "in_order"}}
@@ -274,6 +281,7 @@ async def _answer_one(item: QAItem, graph: str, parts: QAParts, root: Path) -> d
                 source=f"hotpotqa/{item.id}/{p.id}", title=p.title, text=p.text, metadata={"paragraph": p.id}
             )
             for p in item.paragraphs
+            if p.supporting or not VARIANTS[graph].gold_only
         ]
         await asyncio.to_thread(kb.ingest_documents, docs)
         chunks = kb.get(kb.index_ids()["manifest"])

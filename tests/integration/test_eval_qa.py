@@ -55,12 +55,21 @@ async def test_eval_qa_ablation_variants_side_by_side(
     items = read_hotpotqa(data, limit=2)
     parts = QAParts(e2e_settings, embedder=embedder, llm=LLMClient(llm_endpoint), reranker=real_reranker)
     out = tmp_path / "qa"
-    report = await arun_qa(items, ["rag", "rag-pack"], parts=parts, data=data, out_dir=out)
-    assert [(r.name, r.n, r.errors) for r in report.rows] == [("rag", 2, 0), ("rag-pack", 2, 0)]
+    report = await arun_qa(items, ["rag", "rag-pack", "rag@gold"], parts=parts, data=data, out_dir=out)
+    assert [(r.name, r.n, r.errors) for r in report.rows] == [
+        ("rag", 2, 0),
+        ("rag-pack", 2, 0),
+        ("rag@gold", 2, 0),
+    ]
     assert all(r.costs["llm_calls"] >= 1 for r in report.rows)
     records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
     prints = {r["system"]: r["key"].split("/")[1] for r in records}
     assert prints["rag"] != prints["rag-pack"]
+    # The reader's ceiling saw the supporting paragraphs and nothing else.
+    supporting = {item.id: {p.id for p in item.paragraphs if p.supporting} for item in items}
+    for rec in records:
+        if rec["system"] == "rag@gold":
+            assert set(rec["data"]["paragraphs"]) <= supporting[rec["case"]]
     assert "| rag-pack | 2 |" in (out / "report.md").read_text()
 
 
