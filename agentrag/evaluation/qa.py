@@ -260,6 +260,17 @@ def variant_spec(name: str, settings: Settings) -> GraphSpec:
     return spec.model_copy(update={"name": name, "nodes": nodes})
 
 
+def _prompts() -> dict[str, str]:
+    """Hashes of the prompt templates in use, by name (the first directory holding each wins)."""
+    from agentrag.prompts import SUFFIX, prompt_dirs
+
+    out: dict[str, str] = {}
+    for folder in prompt_dirs():
+        for path in sorted(folder.glob(f"*{SUFFIX}")):
+            out.setdefault(f"prompt:{path.stem}", file_hash(path))
+    return out
+
+
 def _variant(name: str) -> Variant:
     if name not in VARIANTS:
         raise ConfigError(f"unknown graph or variant {name!r}", hint=f"use some of {', '.join(VARIANTS)}")
@@ -351,9 +362,17 @@ async def arun_qa(
         _variant(g)
     graphs = list(dict.fromkeys(graphs))
     base = {**parts.describe(), "data": file_hash(data)}
-    # A variant's change is part of its cache key (a redefined variant does not reuse answers).
+    # What decides an answer is part of its cache key: the graph exactly as it runs (profile
+    # plan and variant applied) and the prompt templates. A changed plan or prompt reruns.
     prints = {
-        g: fingerprint({**base, "graph": g, **({"variant": repr(VARIANTS[g])} if g not in GRAPHS else {})})
+        g: fingerprint(
+            {
+                **base,
+                "graph": g,
+                "spec": variant_spec(g, parts.settings).model_dump(mode="json"),
+                **_prompts(),
+            }
+        )
         for g in graphs
     }
     by_id = {q.id: q for q in items}
