@@ -239,7 +239,8 @@ def qa(
             "--graph",
             help="Graph or ablation variant (repeatable): rag, crag, srr; rag+rewrite (with the "
             "query rewrite), rag-rerank (retrieval score as relevance), rag+yesno (LLM yes/no "
-            "reranker), rag+prism (Prism with evidence), rag-pack (no UDCG packing), rag@gold (the "
+            "reranker), rag+prism (Prism with evidence), rag-pack (no UDCG packing), crag+refine "
+            "(with strip refinement), rag@gold (the "
             "supporting paragraphs only: the reader's ceiling). Default rag.",
         ),
     ] = None,

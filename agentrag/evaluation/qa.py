@@ -107,6 +107,7 @@ VARIANTS: dict[str, Variant] = {
         "Prism reranker with evidence extracts (one generation per kept passage)",
         rerank={"kind": "prism", "generate_evidence": True},
     ),
+    "crag+refine": Variant("crag", "with strip refinement (decompose, score, recompose)", keep=("refine",)),
     "rag@gold": Variant(
         "rag", "the supporting paragraphs only (retrieval made perfect: the reader's ceiling)", gold_only=True
     ),
