@@ -9,13 +9,14 @@ Why it matters: on a 2-core CPU a 1.5B model decodes ~3 tokens/s and prefills ~1
 so every LLM call costs seconds. The ``cpu`` plan answers ``rag`` with one LLM call (the
 answer itself):
 
-- ``rewrite`` is left out (the question is the search query; no history-free rewrite is worth
-  ~8 s of decoding);
+- ``rewrite`` is left out (the question is the search query; with the 1.5B the rewrite gave
+  +0.009 F1 on 49 HotpotQA questions for a second call, ~8 s);
 - the reranker, unless ``[rerank] kind`` is set explicitly, is ``retrieval``: the hybrid
   retrieval score is the relevance (origin ``retriever``), no generation at all. The LLM
-  yes/no scorer (``yesno``) ranks better (SciFact: +0.085 nDCG@10 with the 1.5B) but costs
-  ~15 s per 10 candidates here, so it is the ``gpu`` choice of scorer for models not trained
-  on Prism's format, not the ``cpu`` default;
+  yes/no scorer (``yesno``) with the 1.5B: SciFact train (30 queries, head of 10) nDCG@10
+  0.555 -> 0.578, but HotpotQA F1 0.425 -> 0.291 on 20 questions at 12 calls each; Prism's
+  own prompt: SciFact 0.555 -> 0.532. Neither pays on CPU;
+- crag leaves strip refinement out (-0.053 F1 on 50 HotpotQA questions);
 - evidence generation is off (the passage is the evidence);
 - the packed context is smaller (prefill is the cost of the answer call) and answers shorter.
 
