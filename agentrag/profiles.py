@@ -79,7 +79,7 @@ PLANS: dict[ProfileName, dict[str, GraphPlan]] = {
         # The gate and its corrections still spend calls; one corrective round at most. The
         # gate reads relative retrieval scores, whose best is 1: it takes the "correct" branch
         # unless a calibration (`agentrag kb calibrate`) maps them to probabilities. Strip
-        # refinement is left out: with the 1.5B it cost 0.054 F1 on 50 HotpotQA questions
+        # refinement is left out: with the 1.5B it cost 0.053 F1 on 50 HotpotQA questions
         # (`eval qa --graph crag --graph crag+refine`; cut sentences lose the bridge facts).
         "crag": GraphPlan(
             skip=("rewrite", "refine"),
