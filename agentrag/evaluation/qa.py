@@ -370,6 +370,7 @@ async def arun_qa(
             {
                 **base,
                 "graph": g,
+                "variant": repr(VARIANTS[g]),  # its reranker and corpus are not in the spec
                 "spec": variant_spec(g, parts.settings).model_dump(mode="json"),
                 **_prompts(),
             }
