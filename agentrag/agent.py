@@ -212,6 +212,7 @@ class Agent:
         # One-shot asks (no thread_id) run without a checkpointer: nobody can resume or continue
         # a random thread, and writing each to checkpoints.sqlite grew it without bound.
         self._one_shot: Graph | None = None
+        self._holding: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 
     # ------------------------------------------------------------------ construction
 
@@ -273,12 +274,18 @@ class Agent:
 
     async def _graph(self, *, saved: bool = True) -> Graph:
         from agentrag.graph import load_graph, open_checkpointer
+        from agentrag.llm.transport import shared_transport
 
+        loop = asyncio.get_running_loop()
+        if loop not in self._holding:
+            # This agent uses the loop's shared pool until aclose(): the pool stays open while
+            # any agent on the loop still holds it (their calls may be in flight).
+            shared_transport().hold()
+            self._holding.add(loop)
         if not saved:
             if self._one_shot is None:
                 self._one_shot = load_graph(self.spec, checkpointer=None)
             return self._one_shot
-        loop = asyncio.get_running_loop()
         entry = self._per_loop.get(loop)
         if entry is None:
             stack = contextlib.AsyncExitStack()
@@ -550,14 +557,25 @@ class Agent:
     # ------------------------------------------------------------------ lifecycle
 
     async def aclose(self) -> None:
-        """Close checkpointers and the shared HTTP pool opened on the current loop."""
-        from agentrag.llm.transport import aclose_shared
+        """Close checkpointers, and the shared HTTP pool of the current loop if no other agent holds it.
+
+        Agents on one loop share the pool: closing one while another's call is in flight would
+        cut that call (an eval with ``--concurrency 2`` lost answers mid-stream this way).
+        """
+        from agentrag.llm.transport import aclose_shared, shared_transport
 
         loop = asyncio.get_running_loop()
         entry = self._per_loop.pop(loop, None)
         if entry is not None:
             await entry[1].aclose()
-        await aclose_shared()  # reopened on the next call, so other agents on this loop still work
+        transport = shared_transport()
+        if loop in self._holding:
+            self._holding.discard(loop)
+            if not await transport.release():
+                return  # other agents on this loop still use the pool
+        elif transport.holders():
+            return
+        await aclose_shared()  # reopened on the next call
 
     def close(self) -> None:
         """Close everything opened by the blocking API and the knowledge base."""

@@ -9,13 +9,14 @@ Why it matters: on a 2-core CPU a 1.5B model decodes ~3 tokens/s and prefills ~1
 so every LLM call costs seconds. The ``cpu`` plan answers ``rag`` with one LLM call (the
 answer itself):
 
-- ``rewrite`` is left out (the question is the search query; no history-free rewrite is worth
-  ~8 s of decoding);
+- ``rewrite`` is left out (the question is the search query; with the 1.5B the rewrite gave
+  +0.009 F1 on 49 HotpotQA questions for a second call, ~8 s);
 - the reranker, unless ``[rerank] kind`` is set explicitly, is ``retrieval``: the hybrid
   retrieval score is the relevance (origin ``retriever``), no generation at all. The LLM
-  yes/no scorer (``yesno``) ranks better (SciFact: +0.085 nDCG@10 with the 1.5B) but costs
-  ~15 s per 10 candidates here, so it is the ``gpu`` choice of scorer for models not trained
-  on Prism's format, not the ``cpu`` default;
+  yes/no scorer (``yesno``) with the 1.5B: SciFact train (30 queries, head of 10) nDCG@10
+  0.555 -> 0.578, but HotpotQA F1 0.425 -> 0.291 on 20 questions at 12 calls each; Prism's
+  own prompt: SciFact 0.555 -> 0.532. Neither pays on CPU;
+- crag leaves strip refinement out (-0.053 F1 on 50 HotpotQA questions);
 - evidence generation is off (the passage is the evidence);
 - the packed context is smaller (prefill is the cost of the answer call) and answers shorter.
 
@@ -41,6 +42,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from agentrag.graph.spec import GraphSpec
     from agentrag.settings import Settings
 
@@ -73,15 +76,16 @@ PLANS: dict[ProfileName, dict[str, GraphPlan]] = {
             skip=("rewrite",),
             params={"rerank": {"top_n": 6}, "pack": _CPU_PACK, "generate": _CPU_GENERATE},
         ),
-        # The gate and its corrections still spend calls; one corrective round at most.
-        # Strips are scored by MiniLM cosine (they carry no retrieval score). The gate reads
-        # relative retrieval scores, whose best is 1: it takes the "correct" branch unless a
-        # calibration maps them to probabilities.
+        # The gate and its corrections still spend calls; one corrective round at most. The
+        # gate reads relative retrieval scores, whose best is 1: it takes the "correct" branch
+        # unless a calibration (`agentrag kb calibrate`) maps them to probabilities. Strip
+        # refinement is left out: with the 1.5B it cost 0.053 F1 on 50 HotpotQA questions
+        # (`eval qa --graph crag --graph crag+refine`; cut sentences lose the bridge facts).
         "crag": GraphPlan(
-            skip=("rewrite",),
+            skip=("rewrite", "refine"),
             params={
                 "rerank": {"top_n": 6},
-                "refine": {"scorer": "embedding"},
+                "refine": {"scorer": "embedding"},  # when kept (crag+refine): MiniLM cosine
                 "pack": _CPU_PACK,
                 "generate": _CPU_GENERATE,
             },
@@ -158,14 +162,23 @@ def _detect() -> Profile:
     return Profile("cpu", "torch sees no CUDA device")
 
 
-def apply(spec: GraphSpec, profile: Profile) -> GraphSpec:
+def apply(spec: GraphSpec, profile: Profile, *, keep: Collection[str] = ()) -> GraphSpec:
     """The spec with the profile's plan for it: params merged, skipped nodes bypassed.
 
-    A skipped node that is the entry hands the entry to its successor; one between two nodes
-    is replaced by an edge between them. A node with routes, or with several ways in or out,
-    is kept (bypassing it would change the graph's logic).
+    A skipped node hands everything that led to it (the entry, edges, route outcomes) to its
+    one successor. A node that routes, or that has several ways out, is kept (bypassing it
+    would change the graph's logic).
+
+    Args:
+        spec: The graph.
+        profile: The profile whose plan applies (by ``spec.name``).
+        keep: Nodes to run although the plan skips them (the ablation ``rag+rewrite``).
     """
     plan = profile.plan(spec.name)
+    if keep:
+        plan = GraphPlan(
+            params=plan.params, skip=tuple(n for n in plan.skip if n not in keep), budgets=plan.budgets
+        )
     if not (plan.params or plan.skip or plan.budgets):
         return spec
     nodes = dict(spec.nodes)
@@ -174,20 +187,23 @@ def apply(spec: GraphSpec, profile: Profile) -> GraphSpec:
             entry = nodes[node_id]
             nodes[node_id] = entry.model_copy(update={"params": {**entry.params, **params}})
     edges = spec.parsed_edges()
+    routes = dict(spec.routes)
     entry_id = spec.entry
     for node_id in plan.skip:
-        ins = [a for a, b in edges if b == node_id]
         outs = [b for a, b in edges if a == node_id]
-        if node_id not in nodes or node_id in spec.routes or len(outs) != 1:
-            continue
-        if any(node_id in r.map.values() for r in spec.routes.values()):
-            continue
-        if node_id == entry_id and not ins:
-            entry_id = outs[0]
-        elif len(ins) != 1:
-            continue
-        edges = [(a, b) for a, b in edges if node_id not in (a, b)]
-        edges += [(a, outs[0]) for a in ins]
+        if node_id not in nodes or node_id in routes or len(outs) != 1:
+            continue  # a router or a fork decides something: bypassing it would change the logic
+        successor = outs[0]
+        if node_id == entry_id:
+            entry_id = successor
+        ins = [a for a, b in edges if b == node_id]
+        kept = [(a, b) for a, b in edges if node_id not in (a, b)]
+        edges = list(dict.fromkeys([*kept, *((a, successor) for a in ins)]))
+        # A route that led to the node now leads where the node would have gone.
+        routes = {
+            src: r.model_copy(update={"map": {k: successor if v == node_id else v for k, v in r.map.items()}})
+            for src, r in routes.items()
+        }
         del nodes[node_id]
     budgets = {**spec.budgets, **plan.budgets}
     return spec.model_copy(
@@ -195,6 +211,7 @@ def apply(spec: GraphSpec, profile: Profile) -> GraphSpec:
             "nodes": nodes,
             "entry": entry_id,
             "edges": [f"{a} -> {b}" for a, b in edges],
+            "routes": routes,
             "budgets": budgets,
             "description": f"{spec.description} [profile {profile.name}]".strip(),
         }

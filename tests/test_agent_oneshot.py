@@ -32,3 +32,33 @@ async def test_one_shot_asks_leave_the_checkpoint_store_alone(settings, retrieve
     await agent.aask("Who wrote Hamlet?")
     assert _checkpoint_rows(settings) == threaded
     await agent.aclose()
+
+
+async def test_an_agent_closing_does_not_cut_another_agents_stream(settings, retriever) -> None:
+    """Agents on one loop share the HTTP pool: closing one must not kill another's answer mid-stream.
+
+    Before the pool was held per agent, ``eval qa --concurrency 2`` lost answers this way (the
+    first question's agent closed the pool while the second one's answer was streaming).
+    """
+    import asyncio
+
+    from agentrag.llm import LLMClient
+    from agentrag.settings import LLMEndpoint
+    from tests.support.fault_server import FaultServer
+
+    with FaultServer(["slow:0.4"], content="Shakespeare wrote Hamlet [1].") as server:
+        endpoint = LLMEndpoint(model="hosted_vllm/fake", api_base=[server.api_base], max_retries=0)
+        cpu = settings.model_copy(update={"profile": "cpu"})  # one LLM call: the streamed answer
+        streaming = make_agent(cpu, retriever, llm=LLMClient(endpoint), checkpoint="none")
+        quick = make_agent(settings, retriever, checkpoint="none")
+        task = asyncio.create_task(streaming.aask("Who wrote Hamlet?"))
+        for _ in range(200):  # until the answer is streaming (the server saw the request)
+            if server.requests:
+                break
+            await asyncio.sleep(0.05)
+        await quick.aask("Who wrote Hamlet?")
+        await quick.aclose()
+        answer = await task
+        await streaming.aclose()
+    assert answer.errors == [] and answer.outcome == "answered", answer.errors
+    assert answer.text.startswith("Shakespeare wrote Hamlet")

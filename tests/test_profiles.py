@@ -48,3 +48,20 @@ def test_unknown_graph_and_missing_nodes_are_left_alone() -> None:
     trimmed = rag.model_copy(update={"nodes": {k: v for k, v in rag.nodes.items() if k != "pack"}})
     out = profiles.apply(trimmed, profiles.Profile("cpu", "test"))
     assert "pack" not in out.nodes
+
+
+def test_a_skipped_route_target_hands_its_routes_to_its_successor() -> None:
+    crag = profiles.apply(load_spec("crag"), profiles.Profile("cpu", "test"))
+    assert "refine" not in crag.nodes
+    assert crag.routes["gate"].map == {
+        "correct": "pack",
+        "ambiguous": "correct",
+        "incorrect": "correct",
+        "exhausted": "pack",
+    }
+    assert not any("refine" in e for e in crag.edges)
+    load_graph(crag)
+    # Kept on request (the ablation's crag+refine): the graph as written, but for rewrite.
+    kept = profiles.apply(load_spec("crag"), profiles.Profile("cpu", "test"), keep=("refine",))
+    assert kept.routes["gate"].map["correct"] == "refine" and "refine -> pack" in kept.edges
+    load_graph(kept)

@@ -135,8 +135,9 @@ def retrieval(
         list[str] | None,
         typer.Option(
             "--config",
-            help="Configuration to run (repeatable): bm25, dense, hybrid, hybrid+prf, hybrid+prism, "
-            "hybrid+cross-encoder. Default: bm25, dense, hybrid, hybrid+prf.",
+            help="Configuration to run (repeatable): bm25, dense, hybrid, hybrid-rrf, hybrid-tmm, "
+            "hybrid-minmax, hybrid+prf, hybrid+prism, hybrid+yesno, hybrid+cross-encoder. "
+            "Default: bm25, dense, hybrid.",
         ),
     ] = None,
     k: Annotated[
@@ -153,7 +154,7 @@ def retrieval(
     ] = None,
     rerank_depth: Annotated[int, typer.Option(min=1, help="Chunks reranked by prf / cross-encoder.")] = 100,
     prism_depth: Annotated[
-        int, typer.Option(min=1, help="Chunks reranked by Prism (an LLM call each).")
+        int, typer.Option(min=1, help="Chunks reranked by Prism / yesno (an LLM call each).")
     ] = 20,
     concurrency: Annotated[int, typer.Option(min=1, help="Queries in flight.")] = 4,
     quiet: QuietOption = False,
@@ -234,7 +235,14 @@ def qa(
     data: Annotated[Path, typer.Option("--data", help="HotpotQA file (release JSON or IRCoT JSONL).")],
     graphs: Annotated[
         list[str] | None,
-        typer.Option("--graph", help="Graph to run (repeatable): rag, crag, srr. Default rag."),
+        typer.Option(
+            "--graph",
+            help="Graph or ablation variant (repeatable): rag, crag, srr; rag+rewrite (with the "
+            "query rewrite), rag-rerank (retrieval score as relevance), rag+yesno (LLM yes/no "
+            "reranker), rag+prism (Prism with evidence), rag-pack (no UDCG packing), crag+refine "
+            "(with strip refinement), rag@gold (the "
+            "supporting paragraphs only: the reader's ceiling). Default rag.",
+        ),
     ] = None,
     limit: LimitOption = None,
     out: OutOption = None,
@@ -245,7 +253,10 @@ def qa(
 
     Each question gets a knowledge base of its own 10 context paragraphs (the distractor setting).
 
-    Example: agentrag eval qa --data shared/data/hotpotqa/dev250.jsonl --graph rag --graph crag --limit 10
+    Variants answer whether a node earns its place on the served model: each changes one thing
+    in its graph as the profile plans it (see agentrag.evaluation.qa.VARIANTS).
+
+    Example: agentrag eval qa --data shared/data/hotpotqa/dev250.jsonl --graph rag --graph rag-pack --limit 10
     """
     from agentrag._async import run_sync
     from agentrag.evaluation.data import read_hotpotqa

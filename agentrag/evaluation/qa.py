@@ -29,6 +29,7 @@ import asyncio
 import re
 import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from agentrag.embed.base import Embedder
     from agentrag.evaluation.data import QAItem
     from agentrag.graph.context import ChatModel
+    from agentrag.graph.spec import GraphSpec
     from agentrag.rerank.base import Reranker
     from agentrag.settings import Settings
     from agentrag.types import Answer
@@ -49,15 +51,71 @@ __all__ = [
     "QA_COSTS",
     "QA_METRICS",
     "SP_CUTOFFS",
+    "VARIANTS",
     "QAParts",
+    "Variant",
     "arun_qa",
     "case_scores",
     "paragraph_order",
     "score_answer",
+    "variant_spec",
 ]
 
 GRAPHS = ("rag", "crag", "srr")
 """The shipped question-answering graphs."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A graph as the ablation runs it: a shipped graph with one thing changed.
+
+    Variants answer "does this node earn its place on the model we serve?": each differs from
+    its graph (as the profile plans it) in one respect, and the report puts them side by side.
+    """
+
+    graph: str
+    """The shipped graph it starts from."""
+
+    about: str
+    """What differs, in a phrase (the CLI help lists it)."""
+
+    keep: tuple[str, ...] = ()
+    """Nodes run although the profile's plan leaves them out."""
+
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Node id → parameters merged over the plan's."""
+
+    rerank: dict[str, Any] = field(default_factory=dict)
+    """``[rerank]`` settings for this variant's reranker (its own model client)."""
+
+    gold_only: bool = False
+    """The knowledge base holds the supporting paragraphs only: the reader's ceiling, what the
+    generator does when retrieval is perfect."""
+
+
+VARIANTS: dict[str, Variant] = {
+    "rag": Variant("rag", "the graph as the profile plans it"),
+    "crag": Variant("crag", "the graph as the profile plans it"),
+    "srr": Variant("srr", "the graph as the profile plans it"),
+    "rag+rewrite": Variant("rag", "with the query rewrite (one LLM call)", keep=("rewrite",)),
+    "rag-rerank": Variant(
+        "rag", "the retrieval score as relevance, no reranker model", rerank={"kind": "retrieval"}
+    ),
+    "rag+yesno": Variant("rag", "reranked by the LLM's yes/no first token", rerank={"kind": "yesno"}),
+    "rag+prism": Variant(
+        "rag",
+        "Prism reranker with evidence extracts (one generation per kept passage)",
+        rerank={"kind": "prism", "generate_evidence": True},
+    ),
+    "crag+refine": Variant("crag", "with strip refinement (decompose, score, recompose)", keep=("refine",)),
+    "rag@gold": Variant(
+        "rag", "the supporting paragraphs only (retrieval made perfect: the reader's ceiling)", gold_only=True
+    ),
+    "rag-pack": Variant(
+        "rag", "reranked order while it fits, no UDCG packing", params={"pack": {"strategy": "in_order"}}
+    ),
+}
+"""What ``agentrag eval qa --graph`` accepts: the shipped graphs and their ablations."""
 
 SP_CUTOFFS = (2, 5)
 """Cut-offs of supporting-paragraph recall (2 = exactly the two supporting ones first)."""
@@ -97,6 +155,20 @@ class QAParts:
         self.reranker = (
             reranker if reranker is not None else reranker_from_settings(settings, embedder=self.embedder)
         )
+        self._rerankers: dict[str, Reranker | None] = {}
+
+    def reranker_for(self, variant: Variant) -> Reranker | None:
+        """The variant's reranker: the shared one, or one built from its ``[rerank]`` overrides."""
+        if not variant.rerank:
+            return self.reranker
+        key = repr(sorted(variant.rerank.items()))
+        if key not in self._rerankers:
+            from agentrag.rerank import reranker_from_settings
+
+            cfg = self.settings.rerank.model_copy(update=variant.rerank)
+            settings = self.settings.model_copy(update={"rerank": cfg})
+            self._rerankers[key] = reranker_from_settings(settings, embedder=self.embedder)
+        return self._rerankers[key]
 
     def describe(self) -> dict[str, Any]:
         """What decides the answers besides the graph and the question."""
@@ -167,6 +239,45 @@ def case_scores(item: QAItem, data: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def variant_spec(name: str, settings: Settings) -> GraphSpec:
+    """The graph a variant runs: its shipped graph, the profile's plan, then the variant's change.
+
+    The result is named after the variant, so :class:`~agentrag.agent.Agent` does not apply the
+    profile a second time (plans apply to the shipped names only).
+
+    Raises:
+        ConfigError: An unknown variant.
+    """
+    from agentrag import profiles
+    from agentrag.graph.spec import load_spec
+
+    variant = _variant(name)
+    spec = profiles.apply(load_spec(variant.graph), profiles.resolve(settings), keep=variant.keep)
+    nodes = dict(spec.nodes)
+    for node_id, params in variant.params.items():
+        if node_id not in nodes:
+            raise ConfigError(f"variant {name!r} changes node {node_id!r}, which {variant.graph!r} lacks")
+        nodes[node_id] = nodes[node_id].model_copy(update={"params": {**nodes[node_id].params, **params}})
+    return spec.model_copy(update={"name": name, "nodes": nodes})
+
+
+def _prompts() -> dict[str, str]:
+    """Hashes of the prompt templates in use, by name (the first directory holding each wins)."""
+    from agentrag.prompts import SUFFIX, prompt_dirs
+
+    out: dict[str, str] = {}
+    for folder in prompt_dirs():
+        for path in sorted(folder.glob(f"*{SUFFIX}")):
+            out.setdefault(f"prompt:{path.stem}", file_hash(path))
+    return out
+
+
+def _variant(name: str) -> Variant:
+    if name not in VARIANTS:
+        raise ConfigError(f"unknown graph or variant {name!r}", hint=f"use some of {', '.join(VARIANTS)}")
+    return VARIANTS[name]
+
+
 async def _answer_one(item: QAItem, graph: str, parts: QAParts, root: Path) -> dict[str, Any]:
     from agentrag.agent import Agent
     from agentrag.ingest.loaders import Document
@@ -182,6 +293,7 @@ async def _answer_one(item: QAItem, graph: str, parts: QAParts, root: Path) -> d
                 source=f"hotpotqa/{item.id}/{p.id}", title=p.title, text=p.text, metadata={"paragraph": p.id}
             )
             for p in item.paragraphs
+            if p.supporting or not VARIANTS[graph].gold_only
         ]
         await asyncio.to_thread(kb.ingest_documents, docs)
         chunks = kb.get(kb.index_ids()["manifest"])
@@ -189,9 +301,9 @@ async def _answer_one(item: QAItem, graph: str, parts: QAParts, root: Path) -> d
         agent = Agent(
             settings=settings,
             knowledge_base=kb,
-            graph=graph,
+            graph=variant_spec(graph, settings),
             llm=parts.llm,
-            reranker=parts.reranker,
+            reranker=parts.reranker_for(VARIANTS[graph]),
             embedder=parts.embedder,
             checkpoint="none",
         )
@@ -202,7 +314,13 @@ async def _answer_one(item: QAItem, graph: str, parts: QAParts, root: Path) -> d
     finally:
         kb.close()
     _check_server(answer)
+    # CRAG's gate decisions, one per round (correct / ambiguous / incorrect): the action counts
+    # the ablation reports come from these.
+    actions = [
+        t.message.split()[0] for t in answer.trace if t.node == "gate" and t.event == "end" and t.message
+    ]
     return {
+        **({"crag_actions": actions} if actions else {}),
         "answer": answer.text,
         "outcome": answer.outcome,
         "paragraphs": paragraph_order(answer, paragraph_of),
@@ -227,7 +345,7 @@ async def arun_qa(
 
     Args:
         items: The questions (:func:`agentrag.evaluation.data.read_hotpotqa`).
-        graphs: Graph names, in report order (``rag``, ``crag``, ``srr``).
+        graphs: Graph or variant names (:data:`VARIANTS`), in report order.
         parts: Models shared by all questions.
         data: The HotpotQA file (its hash is part of the cache key).
         out_dir: Where ``records.jsonl``, ``results.json``, ``report.md``, ``report.png`` go.
@@ -239,14 +357,26 @@ async def arun_qa(
         The report (also written).
 
     Raises:
-        ConfigError: An unknown graph name.
+        ConfigError: An unknown graph or variant name.
     """
-    unknown = [g for g in graphs if g not in GRAPHS]
-    if unknown:
-        raise ConfigError(f"unknown graph(s) {unknown}", hint=f"use some of {', '.join(GRAPHS)}")
+    for g in graphs:
+        _variant(g)
     graphs = list(dict.fromkeys(graphs))
     base = {**parts.describe(), "data": file_hash(data)}
-    prints = {g: fingerprint({**base, "graph": g}) for g in graphs}
+    # What decides an answer is part of its cache key: the graph exactly as it runs (profile
+    # plan and variant applied) and the prompt templates. A changed plan or prompt reruns.
+    prints = {
+        g: fingerprint(
+            {
+                **base,
+                "graph": g,
+                "variant": repr(VARIANTS[g]),  # its reranker and corpus are not in the spec
+                "spec": variant_spec(g, parts.settings).model_dump(mode="json"),
+                **_prompts(),
+            }
+        )
+        for g in graphs
+    }
     by_id = {q.id: q for q in items}
     jobs = [Job(system=g, fingerprint=prints[g], case=q.id) for g in graphs for q in items]
     with tempfile.TemporaryDirectory(prefix="agentrag-qa-") as tmp:

@@ -7,6 +7,9 @@ rerun finds its documents unchanged and embeds nothing. Each configuration ranks
 - ``hybrid+prf``: the hybrid list, its head reranked by :class:`EmbeddingPRFReranker`;
 - ``hybrid+prism``: the head reranked by the Prism LLM reranker (``[reranker]`` endpoint; slow
   on CPU, so its head is shorter by default);
+- ``hybrid+yesno``: the same head reranked by P(yes) at the first token of a plain chat
+  question (:class:`~agentrag.rerank.yesno.YesNoReranker`), the scorer for instruction models
+  not trained on Prism's format;
 - ``hybrid+cross-encoder``: the head reranked by a local cross-encoder (needs a model path).
 
 Chunks are collapsed to documents by their BEIR ``_id`` (a document's best chunk stands for
@@ -68,6 +71,7 @@ CONFIGS = (
     "hybrid-minmax",
     "hybrid+prf",
     "hybrid+prism",
+    "hybrid+yesno",
     "hybrid+cross-encoder",
 )
 """Configuration names ``--config`` accepts. ``hybrid`` uses ``[retrieval]`` as configured;
@@ -316,6 +320,15 @@ def build_systems(
                 PrismConfig(generate_evidence=False, max_document_chars=settings.rerank.max_document_chars),
             )
             systems.append(KBSystem(name, kb, "hybrid", reranker=prism, rerank_depth=prism_depth))
+        elif name == "hybrid+yesno":
+            from agentrag.llm import LLMClient
+            from agentrag.rerank.yesno import YesNoReranker
+
+            yesno = YesNoReranker(
+                LLMClient.from_settings(settings, "reranker"),
+                max_document_tokens=settings.rerank.max_document_tokens,
+            )
+            systems.append(KBSystem(name, kb, "hybrid", reranker=yesno, rerank_depth=prism_depth))
         else:
             assert cross_encoder is not None  # check_configs
             from agentrag.rerank.cross_encoder import CrossEncoderReranker

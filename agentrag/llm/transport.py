@@ -123,6 +123,8 @@ class _LoopState:
     limits: dict[str, asyncio.Semaphore] = field(default_factory=dict)
     litellm_handler: Any = None
     openai_clients: dict[tuple[str, str], Any] = field(default_factory=dict)
+    holders: int = 0
+    """Agents using this pool (:meth:`Transport.hold`); the last to release closes it."""
 
 
 class Transport:
@@ -383,6 +385,34 @@ class Transport:
         return err
 
     # ---------------------------------------------------------------- lifecycle
+
+    def hold(self) -> None:
+        """Count one more user of the running loop's pool (an agent that runs on this loop).
+
+        Agents on one loop share the pool; one agent closing must not cut the others' calls
+        in flight (a stream dies mid-answer), so the pool closes when the last holder releases.
+        """
+        self._state().holders += 1
+
+    def holders(self) -> int:
+        """Users holding the running loop's pool."""
+        state = self._loops.get(asyncio.get_running_loop())
+        return 0 if state is None else state.holders
+
+    async def release(self) -> bool:
+        """One holder is done; the last one closes the running loop's pool.
+
+        Returns:
+            Whether the pool was closed (no holder is left).
+        """
+        state = self._loops.get(asyncio.get_running_loop())
+        if state is None:
+            return True
+        state.holders = max(0, state.holders - 1)
+        if state.holders:
+            return False
+        await self.aclose()
+        return True
 
     async def aclose(self) -> None:
         """Close the running loop's pool (a later call opens a new one)."""

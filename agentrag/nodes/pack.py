@@ -30,6 +30,7 @@ from agentrag.scoring.packing import (
     discount_vector,
     expected_gain,
     pack,
+    pack_in_order,
 )
 from agentrag.types import Dropped, Evidence
 
@@ -98,6 +99,11 @@ class PackParams(BaseModel):
     """``proxy``: every passage has utility 1 (the model uses what it is given). ``llm``:
     measure it, ``u = 1 - P(NO-RESPONSE)`` from the generator, one first-token call per item
     (concurrently)."""
+
+    strategy: Literal["udcg", "in_order"] = "udcg"
+    """``udcg``: the subset and order that maximise expected UDCG (exact). ``in_order``: the
+    reranked order while it fits, nothing dropped as a distractor: the baseline the ablation
+    (``agentrag eval qa --graph rag-pack``) compares against."""
 
     tokenizer: Literal["auto", "estimate"] = "auto"
     """``auto``: the generator's own tokenizer (vLLM ``/tokenize``, else the served model's
@@ -201,7 +207,8 @@ async def pack_context(state: RAGState, runtime: Runtime[RunContext], params: Pa
     else:
         counter, how = await token_counter(runtime.context.settings, runtime.context.llm)
     costs = await counter.acount([_rendered(e) for e in items]) if items else []
-    result: PackResult = pack(
+    packer = pack if params.strategy == "udcg" else pack_in_order
+    result: PackResult = packer(
         [
             PackItem(p=evidence_p(e), utility=u, tokens=c)
             for e, u, c in zip(items, utilities, costs, strict=True)
@@ -231,6 +238,7 @@ async def pack_context(state: RAGState, runtime: Runtime[RunContext], params: Pa
             dropped=len(dropped),
             tokens=result.tokens,
             token_budget=params.token_budget,
+            strategy=params.strategy,
             tokenizer=counter.name,
             tokenizer_note=how,
             objective=round(result.objective, 6),

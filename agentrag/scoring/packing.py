@@ -105,6 +105,7 @@ __all__ = [
     "expected_gain",
     "objective",
     "pack",
+    "pack_in_order",
     "top_k_objective",
 ]
 
@@ -336,6 +337,67 @@ def pack(
         tokens=used,
         deltas=deltas,
         unknown=unknown,
+    )
+
+
+def pack_in_order(
+    items: Sequence[PackItem],
+    *,
+    token_budget: int | None,
+    max_items: int,
+    discount: DiscountKind | Sequence[float] = "uniform",
+) -> PackResult:
+    """The items in their given (rank) order while they fit: the top-k baseline, no optimisation.
+
+    What a packer without the UDCG objective does: no item is dropped as a distractor, none is
+    reordered; an item that does not fit the remaining budget is skipped and later ones still
+    get their chance. :func:`pack` is never worse on the objective (a property test checks it);
+    the ``in_order`` packing strategy exists to measure what that is worth in answers.
+
+    Args:
+        items: Candidates in rank order.
+        token_budget: Tokens allowed in all (None: unlimited).
+        max_items: Slots.
+        discount: The positional discount the reported objective uses.
+
+    Returns:
+        The pack, with ``objective``/``udcg`` computed as :func:`pack` computes them.
+    """
+    deltas = discount_vector(discount, max_items)
+    budget = token_budget if token_budget is not None else sum(max(0, it.tokens) for it in items)
+    if budget < 0:
+        raise ValueError("token_budget must be >= 0")
+    order: list[int] = []
+    dropped: list[PackDrop] = []
+    used = 0
+    for i, it in enumerate(items):
+        if it.tokens < 0:
+            raise ValueError(f"item {i} has a negative token count")
+        if len(order) >= max_items:
+            dropped.append(
+                PackDrop(index=i, kind="slots", reason=f"all {max_items} slots are taken (in order)")
+            )
+        elif used + it.tokens > budget:
+            dropped.append(
+                PackDrop(
+                    index=i,
+                    kind="budget",
+                    reason=f"over the token budget in rank order ({used}+{it.tokens} > {budget})",
+                )
+            )
+        else:
+            order.append(i)
+            used += it.tokens
+    gains = [expected_gain(items[i].p, items[i].utility) for i in order]
+    j_value = objective(gains, deltas)
+    return PackResult(
+        order=order,
+        dropped=dropped,
+        objective=j_value,
+        udcg=_sigmoid(j_value) if order else 0.0,
+        tokens=used,
+        deltas=deltas,
+        unknown=sum(1 for g in gains if g is None),
     )
 
 

@@ -47,6 +47,32 @@ async def test_eval_qa_three_questions(
     assert llm.usage.calls == calls
 
 
+async def test_eval_qa_ablation_variants_side_by_side(
+    tmp_path: Path, shared_data: Path, e2e_settings, embedder, llm_endpoint, real_reranker
+) -> None:
+    """A variant runs the real graph with its one change and is cached under its own key."""
+    data = shared_data / "hotpotqa" / "dev250.jsonl"
+    items = read_hotpotqa(data, limit=2)
+    parts = QAParts(e2e_settings, embedder=embedder, llm=LLMClient(llm_endpoint), reranker=real_reranker)
+    out = tmp_path / "qa"
+    report = await arun_qa(items, ["rag", "rag-pack", "rag@gold"], parts=parts, data=data, out_dir=out)
+    assert [(r.name, r.n, r.errors) for r in report.rows] == [
+        ("rag", 2, 0),
+        ("rag-pack", 2, 0),
+        ("rag@gold", 2, 0),
+    ]
+    assert all(r.costs["llm_calls"] >= 1 for r in report.rows)
+    records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+    prints = {r["system"]: r["key"].split("/")[1] for r in records}
+    assert prints["rag"] != prints["rag-pack"]
+    # The reader's ceiling saw the supporting paragraphs and nothing else.
+    supporting = {item.id: {p.id for p in item.paragraphs if p.supporting} for item in items}
+    for rec in records:
+        if rec["system"] == "rag@gold":
+            assert set(rec["data"]["paragraphs"]) <= supporting[rec["case"]]
+    assert "| rag-pack | 2 |" in (out / "report.md").read_text()
+
+
 async def test_eval_retrieval_with_prism_reranking(
     tmp_path: Path, shared_data: Path, e2e_settings, embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -73,15 +99,17 @@ async def test_eval_retrieval_with_prism_reranking(
     data = read_beir(root)
     kb, _ = open_beir_kb(e2e_settings, data)
     try:
-        systems = build_systems(["hybrid", "hybrid+prism"], kb, e2e_settings, prism_depth=5)
+        systems = build_systems(["hybrid", "hybrid+prism", "hybrid+yesno"], kb, e2e_settings, prism_depth=5)
         report = await arun_retrieval(data, systems, out_dir=tmp_path / "out", concurrency=1)
     finally:
         kb.close()
-    hybrid, prism = report.rows
-    assert (prism.name, prism.n, prism.errors) == ("hybrid+prism", 3, 0)
-    assert all(0.0 <= v <= 1.0 for v in prism.metrics.values())
-    # Only the head is reordered: recall@100 cannot change.
-    assert prism.metrics["recall@100"] == hybrid.metrics["recall@100"]
+    hybrid, prism, yesno = report.rows
+    for row in (prism, yesno):
+        assert (row.n, row.errors) == (3, 0), row.name
+        assert all(0.0 <= v <= 1.0 for v in row.metrics.values())
+        # Only the head is reordered: recall@100 cannot change.
+        assert row.metrics["recall@100"] == hybrid.metrics["recall@100"]
+    assert (prism.name, yesno.name) == ("hybrid+prism", "hybrid+yesno")
     for q in data.queries:
         assert q in report.per_case["hybrid+prism"]
     records = [json.loads(x) for x in (tmp_path / "out" / "records.jsonl").read_text().splitlines()]
@@ -89,3 +117,4 @@ async def test_eval_retrieval_with_prism_reranking(
     for q in data.queries:
         # Reranking reorders, never adds or loses documents.
         assert sorted(ranks["hybrid+prism", q]) == sorted(ranks["hybrid", q])
+        assert sorted(ranks["hybrid+yesno", q]) == sorted(ranks["hybrid", q])

@@ -16,6 +16,7 @@ from agentrag.scoring.packing import (
     expected_gain,
     objective,
     pack,
+    pack_in_order,
     top_k_objective,
 )
 from agentrag.scoring.udcg import udcg
@@ -175,3 +176,33 @@ async def test_hf_counter_counts_with_the_served_models_tokenizer() -> None:
     text = "Corrective retrieval-augmented generation keeps strips of evidence."
     want = len(AutoTokenizer.from_pretrained(str(folder))(text, add_special_tokens=False)["input_ids"])
     assert await HFTokenCounter(folder).acount([text, ""]) == [want, 0]
+
+
+@settings(max_examples=300, deadline=None)
+@given(items=items_st, budget=st.integers(min_value=0, max_value=600), k=st.integers(1, 8), disc=discounts)
+def test_in_order_packing_is_the_top_k_baseline_and_never_beats_the_optimum(
+    items: list[PackItem], budget: int, k: int, disc: object
+) -> None:
+    base = pack_in_order(items, token_budget=budget, max_items=k, discount=disc)  # type: ignore[arg-type]
+    # Rank order kept, budget and slots respected, every item accounted for, no distractor drops.
+    assert base.order == sorted(base.order)
+    assert base.tokens == sum(items[i].tokens for i in base.order) <= budget
+    assert len(base.order) <= k
+    assert sorted(base.order + [d.index for d in base.dropped]) == list(range(len(items)))
+    assert all(d.kind in {"budget", "slots"} for d in base.dropped)
+    # Greedy in order: a skipped item did not fit what was left, or the slots were full.
+    for d in base.dropped:
+        used_before = sum(items[i].tokens for i in base.order if i < d.index)
+        taken_before = sum(1 for i in base.order if i < d.index)
+        assert taken_before >= k or used_before + items[d.index].tokens > budget
+    known_only = [it for it in items if it.p is not None]
+    opt = pack(known_only, token_budget=budget, max_items=k, discount=disc)  # type: ignore[arg-type]
+    top_k = pack_in_order(known_only, token_budget=budget, max_items=k, discount=disc)  # type: ignore[arg-type]
+    assert opt.objective >= top_k.objective - EPS
+
+
+def test_in_order_keeps_a_likely_distractor_the_optimum_drops() -> None:
+    items = [PackItem(p=0.9, tokens=10), PackItem(p=0.05, tokens=10), PackItem(p=0.8, tokens=10)]
+    assert pack(items, token_budget=100, max_items=3).order == [0, 2]
+    base = pack_in_order(items, token_budget=100, max_items=3)
+    assert base.order == [0, 1, 2] and base.udcg < pack(items, token_budget=100, max_items=3).udcg

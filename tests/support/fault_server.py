@@ -3,7 +3,8 @@
 Each request pops the next action from a queue (the last action repeats when the queue is
 empty): ``ok`` answers normally, ``503`` / ``429`` / ``400`` answer with that status, ``hang``
 sleeps past any sane timeout, ``malformed`` returns a completion whose content is broken JSON,
-``delay:S`` answers normally after S seconds, ``cut`` streams one chunk then breaks,
+``delay:S`` answers normally after S seconds, ``slow:S`` streams its words S seconds apart (a
+call still in flight for a while), ``cut`` streams one chunk then breaks,
 ``garbage`` answers 200 with a body that is not JSON (a proxy's HTML page). Streaming
 requests get server-sent events. Every request is recorded so tests can count
 attempts.
@@ -70,7 +71,7 @@ class FaultServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def _stream(self, content: str, *, cut: bool) -> None:
+            def _stream(self, content: str, *, cut: bool, gap: float = 0.0) -> None:
                 # Server-sent events in chunked transfer encoding, as uvicorn (vLLM) sends them,
                 # one event per word. "cut" drops the connection after the first event without
                 # the terminating chunk: what a server crash mid-answer looks like on the wire.
@@ -94,6 +95,8 @@ class FaultServer:
                     return f"data: {json.dumps(chunk)}\n\n".encode()
 
                 for i, word in enumerate(content.split(" ")):
+                    if i and gap:
+                        time.sleep(gap)
                     send(event({"role": "assistant", "content": word if i == 0 else " " + word}, None))
                     if cut:
                         self.close_connection = True
@@ -119,6 +122,9 @@ class FaultServer:
                 if action.startswith("delay:"):
                     time.sleep(float(action.split(":", 1)[1]))
                     action = "ok"
+                gap = 0.0
+                if action.startswith("slow:"):
+                    gap, action = float(action.split(":", 1)[1]), "ok"
                 if action == "garbage":
                     data = b"<html><body>502 Bad Gateway (not JSON)</body></html>"
                     self.send_response(200)
@@ -135,7 +141,7 @@ class FaultServer:
                     return
                 content = outer.content if action in {"ok", "cut"} else '{"answer": "unterminated'
                 if body.get("stream"):
-                    self._stream(content, cut=action == "cut")
+                    self._stream(content, cut=action == "cut", gap=gap)
                     return
                 if self.path.endswith("/completions") and not self.path.endswith("/chat/completions"):
                     choice: dict[str, Any] = {
