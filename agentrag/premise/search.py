@@ -376,6 +376,34 @@ class PremiseSearcher:
             )
         )
 
+    def run(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        mode: PremiseMode = "standard",
+        search_mode: Literal["hybrid", "bm25", "dense"] = "hybrid",
+        rerank: bool = False,
+        candidates: int = 50,
+        budget: dict[str, Any] | None = None,
+        filters: FilterLike | None = None,
+        hyde: HydeMode | None = None,
+    ) -> PremiseResult:
+        """Blocking :meth:`arun`."""
+        return run_sync(
+            self.arun(
+                query,
+                k=k,
+                mode=mode,
+                search_mode=search_mode,
+                rerank=rerank,
+                candidates=candidates,
+                budget=budget,
+                filters=filters,
+                hyde=hyde,
+            )
+        )
+
     async def aclose(self) -> None:
         """Close what the reasoning agent opened on this loop (the knowledge base stays open)."""
         if self._agent is not None:
