@@ -8,6 +8,7 @@ default 1.5B server.
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 from pathlib import Path
@@ -178,3 +179,33 @@ async def test_hyde_with_the_real_default_model(premise_kb: Any, default_llm_ser
     assert ":=" not in result.hyde and len(result.hyde) < 600
     assert all("multi_rrf" in h.scores for h in result.hits)
     assert "Lattice" in [h.name for h in result.hits[:3]]
+
+
+def test_cli_hyde_flag_falls_back_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.cli.conftest import invoke
+
+    tree = tmp_path / "lean"
+    tree.mkdir()
+    for f in DATA.glob("*.lean"):
+        shutil.copy(f, tree / f.name)
+    data = tmp_path / "data"
+    assert invoke(data, "premise", "index", str(tree), "--kb", "lean", "-q").exit_code == 0
+    # The generator is down (nobody listens on the port): the search still answers.
+    monkeypatch.setenv("AGENTRAG_GENERATOR__API_BASE", f"http://127.0.0.1:{_free_port()}/v1")
+    monkeypatch.setenv("AGENTRAG_GENERATOR__MAX_RETRIES", "0")
+    res = invoke(data, "premise", "search", KAN, "--kb", "lean", "-k", "3", "--hyde", "natural")
+    assert res.exit_code == 0, res.output
+    assert "degraded hyde: cannot reach" in " ".join(res.output.split())
+    assert "SSet.instQuasicategoryOfKanComplex" in res.output
+
+    res = invoke(data, "premise", "search", KAN, "--kb", "lean", "--hyde", "sometimes")
+    assert res.exit_code != 0 and "unknown HyDE mode 'sometimes'" in res.output
+
+    qr = DATA / "eval" / "qr_small.json"
+    out = tmp_path / "run"
+    res = invoke(
+        data, "premise", "eval", "--data", str(qr), "--kb", "lean", "--out", str(out), "--hyde", "all"
+    )
+    assert res.exit_code == 0, res.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["config"]["hyde"] == "all" and report["degraded"] == report["n"] > 0
