@@ -17,7 +17,7 @@ from agentrag.cli._common import CountProgress, console, err_console, handle_err
 
 if TYPE_CHECKING:
     from agentrag.premise.corpus import IndexProgress, PremiseIndexReport
-    from agentrag.premise.search import PremiseHit, PremiseSearcher
+    from agentrag.premise.search import PremiseHit, PremiseResult, PremiseSearcher
 
 app = typer.Typer(
     help="Premise retrieval over Lean 4 sources (LeanSearch v2 style): index, search, eval.",
@@ -27,6 +27,23 @@ app = typer.Typer(
 DEFAULT_KB = "premises"
 
 KBOption = Annotated[str, typer.Option("--kb", help="Premise knowledge base name.")]
+HydeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--hyde",
+        help="Also search with a hypothetical Lean declaration the generator writes (HyDE): "
+        "off, natural (natural-language queries) or all. Default: the \\[premise] hyde setting.",
+    ),
+]
+
+
+def _hyde_mode(value: str | None) -> str:
+    from agentrag.errors import ConfigError
+
+    mode = state.settings().premise.hyde if value is None else value
+    if mode not in ("off", "natural", "all"):
+        raise ConfigError(f"unknown HyDE mode {mode!r}", hint="use --hyde off, natural or all")
+    return mode
 
 
 def _open(name: str, *, create: bool) -> Any:
@@ -210,6 +227,7 @@ def search(
     ] = False,
     mode: Annotated[str, typer.Option(help="Standard-mode retrieval: hybrid, bm25 or dense.")] = "hybrid",
     candidates: Annotated[int, typer.Option(min=1, help="Candidates handed to the reranker.")] = 50,
+    hyde: HydeOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Search a premise knowledge base: full names, kind, module:line, signature and scores."""
@@ -220,17 +238,19 @@ def search(
         raise ConfigError(f"unknown retrieval mode {mode!r}", hint="use hybrid, bm25 or dense")
     if reasoning and rerank:
         raise ConfigError("--rerank applies to the standard mode only", hint="drop --rerank or --reasoning")
+    hyde_mode = _hyde_mode(hyde)
     searcher = _searcher(kb)
 
-    async def go() -> list[PremiseHit]:
+    async def go() -> PremiseResult:
         try:
-            return await searcher.asearch(
+            return await searcher.arun(
                 query,
                 k=k,
                 mode="reasoning" if reasoning else "standard",
                 search_mode=mode,  # type: ignore[arg-type]
                 rerank=rerank,
                 candidates=candidates,
+                hyde=hyde_mode,  # type: ignore[arg-type]
             )
         finally:
             await searcher.aclose()
@@ -238,11 +258,19 @@ def search(
     try:
         if reasoning and not as_json:
             with err_console.status("reasoning: sketch → search → filter → reflect …"):
-                hits = run_sync(go())
+                result = run_sync(go())
+        elif hyde_mode != "off" and not as_json:
+            with err_console.status("HyDE: the generator writes a hypothetical declaration …"):
+                result = run_sync(go())
         else:
-            hits = run_sync(go())
+            result = run_sync(go())
     finally:
         searcher.kb.close()
+    hits = result.hits
+    if result.hyde:
+        err_console.print(f"[dim]HyDE: {result.hyde}[/]", highlight=False, soft_wrap=True)
+    for line in result.errors:
+        err_console.print(f"[yellow]degraded[/] {line}", highlight=False, soft_wrap=True)
     if as_json:
         typer.echo(json.dumps([h.model_dump() for h in hits], indent=2, ensure_ascii=False))
     else:
@@ -269,6 +297,7 @@ def evaluate(
     ] = "hybrid",
     rerank: Annotated[bool, typer.Option("--rerank", help="Standard mode: rerank the candidates.")] = False,
     candidates: Annotated[int, typer.Option(min=1, help="Candidates handed to the reranker.")] = 50,
+    hyde: HydeOption = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N queries.")] = None,
     styles: Annotated[
         list[str] | None,
@@ -308,6 +337,7 @@ def evaluate(
         rerank=rerank,
         candidates=candidates,
         k=k,
+        hyde=_hyde_mode(hyde),
     )
     searcher = _searcher(kb)
     try:
@@ -331,4 +361,8 @@ def evaluate(
 
 
 def _eval_status(record: Any) -> str:
-    return f"failed: {record.error[:40]}" if record.error else f"last {record.seconds:.1f}s"
+    if record.error:
+        return f"failed: {record.error[:40]}"
+    if record.warnings:
+        return f"degraded: {record.warnings[0][:40]}"
+    return f"last {record.seconds:.1f}s"

@@ -354,6 +354,9 @@ class EvalConfig(_Frozen):
     k: int = Field(default=10, ge=1)
     """Cut-off of the metrics (and results kept per query)."""
 
+    hyde: Literal["off", "natural", "all"] = "off"
+    """Standard mode: which queries also search with a hypothetical declaration (HyDE)."""
+
 
 class EvalRecord(_Frozen):
     """The outcome of one query (one line of ``records.jsonl``)."""
@@ -372,6 +375,12 @@ class EvalRecord(_Frozen):
 
     error: str = ""
     """Why the search failed (then ``retrieved`` is empty and the query scores 0; not cached)."""
+
+    hyde: str = ""
+    """The hypothetical declaration searched with (HyDE), if any."""
+
+    warnings: list[str] = Field(default_factory=list)
+    """Steps that failed and were skipped (a degraded search: scored as it is, rerun on resume)."""
 
 
 class EvalReport(BaseModel):
@@ -396,6 +405,9 @@ class EvalReport(BaseModel):
 
     errors: int = 0
     """Queries whose search failed (scored 0)."""
+
+    degraded: int = 0
+    """Queries whose search skipped a failed step (HyDE, reranking) and fell back."""
 
     reused: int = 0
     """Records taken from an earlier (interrupted) run of the same configuration."""
@@ -446,6 +458,8 @@ def _setup(searcher: PremiseSearcher, config: EvalConfig) -> dict[str, str]:
     }
     if config.mode == "standard" and config.rerank:
         setup["reranker"] = searcher.reranker.name
+    if config.mode == "standard" and config.hyde != "off":
+        setup["generator"] = str(searcher.settings.generator.model)
     if config.mode == "reasoning":
         setup["generator"] = str(searcher.settings.generator.model)
         setup["graph"] = str(getattr(searcher.agent.spec, "name", ""))
@@ -455,22 +469,27 @@ def _setup(searcher: PremiseSearcher, config: EvalConfig) -> dict[str, str]:
 
 def run_key(data: Path, kb: str, config: EvalConfig, setup: Mapping[str, str]) -> str:
     """A short folder name for a configuration: readable prefix + hash of everything."""
+    # HyDE off leaves the key of runs made before the field existed unchanged.
+    dumped = config.model_dump(exclude={"hyde"} if config.hyde == "off" else set())
     blob = json.dumps(
-        {"data": file_hash(data), "kb": kb, "config": config.model_dump(), "setup": dict(setup)},
+        {"data": file_hash(data), "kb": kb, "config": dumped, "setup": dict(setup)},
         sort_keys=True,
     )
     digest = hashlib.sha256(blob.encode()).hexdigest()[:10]
     mode = (
         config.mode
         if config.mode == "reasoning"
-        else config.search_mode + ("-rerank" if config.rerank else "")
+        else config.search_mode
+        + ("-rerank" if config.rerank else "")
+        + (f"-hyde-{config.hyde}" if config.hyde != "off" else "")
     )
     return f"{config.format}-{kb}-{mode}-k{config.k}-{digest}"
 
 
 def _read_records(path: Path) -> dict[str, EvalRecord]:
-    # Partial lines (a run killed mid-write) are skipped by read_models: those queries rerun.
-    return {rec.id: rec for rec in read_models(path, EvalRecord) if not rec.error}
+    # Partial lines (a run killed mid-write) are skipped by read_models: those queries rerun,
+    # and so do degraded ones (a step fell back: the server may be back).
+    return {rec.id: rec for rec in read_models(path, EvalRecord) if not rec.error and not rec.warnings}
 
 
 def _prepare(
@@ -541,16 +560,22 @@ async def arun_eval(
         async with limit:
             t = time.perf_counter()
             try:
-                hits = await searcher.asearch(
+                result = await searcher.arun(
                     q.query,
                     k=config.k,
                     mode=config.mode,
                     search_mode=config.search_mode,
                     rerank=config.rerank,
                     candidates=config.candidates,
+                    hyde=config.hyde,
                 )
                 rec = EvalRecord(
-                    id=q.id, style=q.style, retrieved=[h.name for h in hits], seconds=time.perf_counter() - t
+                    id=q.id,
+                    style=q.style,
+                    retrieved=[h.name for h in result.hits],
+                    seconds=time.perf_counter() - t,
+                    hyde=result.hyde,
+                    warnings=result.errors,
                 )
             except AgentragError as exc:
                 log.warning("query %s failed: %s", q.id, exc.message)
@@ -578,6 +603,7 @@ async def arun_eval(
         setup={k: v for k, v in setup.items() if k != "retrieval"},
         n=len(records),
         errors=sum(1 for r in records if r.error),
+        degraded=sum(1 for r in records if r.warnings),
         reused=len(queries) - len(todo),
         seconds=time.perf_counter() - t0,
         search_seconds=sum(r.seconds for r in records),
@@ -615,11 +641,19 @@ def report_markdown(report: EvalReport) -> str:
     mpr = report.config.format == "mpr"
     cols = [f"recall_group@{k}", f"covered@{k}"] if mpr else [f"ndcg@{k}", *(f"recall@{c}" for c in cuts)]
     c = report.config
-    what = "reasoning" if c.mode == "reasoning" else c.search_mode + (" + rerank" if c.rerank else "")
+    what = (
+        "reasoning"
+        if c.mode == "reasoning"
+        else c.search_mode
+        + (" + rerank" if c.rerank else "")
+        + (f" + HyDE ({c.hyde})" if c.hyde != "off" else "")
+    )
+    per_query = report.search_seconds / report.n if report.n else 0.0
     lines = [
         f"**{'MathlibMPR' if mpr else 'MathlibQR'}** on `{report.kb}` · {what} · k={k} · "
-        f"{report.n} queries · {report.seconds:.0f} s"
-        + (f" · {report.errors} failed" if report.errors else ""),
+        f"{report.n} queries · {report.seconds:.0f} s ({per_query:.2f} s/query)"
+        + (f" · {report.errors} failed" if report.errors else "")
+        + (f" · {report.degraded} degraded" if report.degraded else ""),
         "",
     ]
     if report.gold_total:

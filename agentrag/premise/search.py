@@ -8,6 +8,12 @@
   reflect, at most four rounds, then rank fusion of the final round) through
   :meth:`agentrag.agent.Agent.asearch`, on the local generator.
 
+* **HyDE** (standard mode, ``hyde=`` or ``[premise] hyde``): the generator writes the Lean
+  declaration a (natural-language) query describes; the searcher retrieves with the query and
+  with that hypothesis concurrently and fuses the two rankings by reciprocal rank
+  (:mod:`agentrag.premise.hyde`). A failed generation leaves the query's own ranking and an
+  error in :attr:`PremiseResult.errors`.
+
 Hits are declarations: a name retrieved twice (the same full name declared in two files, or
 by two chunks) counts once, at its best position.
 
@@ -31,7 +37,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentrag._async import run_sync
-from agentrag.errors import ConfigError
+from agentrag.errors import ConfigError, LLMError
+from agentrag.premise.hyde import HydeMode, hyde_applies, hypothesize
 
 if TYPE_CHECKING:
     from agentrag.agent import Agent
@@ -42,7 +49,7 @@ if TYPE_CHECKING:
     from agentrag.stores.filters import FilterLike
     from agentrag.types import Passage
 
-__all__ = ["PremiseHit", "PremiseMode", "PremiseSearcher", "premise_hits"]
+__all__ = ["PremiseHit", "PremiseMode", "PremiseResult", "PremiseSearcher", "premise_hits"]
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +114,26 @@ class PremiseHit(BaseModel):
         )
 
 
+class PremiseResult(BaseModel):
+    """A search's hits and how they were found."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    hits: list[PremiseHit] = Field(default_factory=list)
+    """The declarations, best first."""
+
+    hyde: str = ""
+    """The hypothetical declaration searched with (empty: HyDE did not run or failed)."""
+
+    errors: list[str] = Field(default_factory=list)
+    """Steps that failed and were skipped (the hits are then those of a reduced search)."""
+
+    @property
+    def degraded(self) -> bool:
+        """A step failed and the search fell back."""
+        return bool(self.errors)
+
+
 def premise_hits(passages: Iterable[Passage], k: int | None = None) -> list[PremiseHit]:
     """Passages as declarations, best first, each name once (at its best position), top ``k``."""
     hits: list[PremiseHit] = []
@@ -148,6 +175,7 @@ class PremiseSearcher:
         self._llm = llm
         self._graph = graph
         self._agent: Agent | None = None
+        self._hyde_llm: ChatModel | None = llm
 
     @property
     def reranker(self) -> Reranker:
@@ -172,6 +200,15 @@ class PremiseSearcher:
                 )
             self._reranker = built
         return self._reranker
+
+    @property
+    def hyde_llm(self) -> ChatModel:
+        """The model that writes HyDE declarations: ``llm`` if given, else the settings' generator."""
+        if self._hyde_llm is None:
+            from agentrag.llm import LLMClient
+
+            self._hyde_llm = LLMClient.from_settings(self.settings, "generator")
+        return self._hyde_llm
 
     @property
     def agent(self) -> Agent:
@@ -199,6 +236,7 @@ class PremiseSearcher:
         candidates: int = 50,
         budget: dict[str, Any] | None = None,
         filters: FilterLike | None = None,
+        hyde: HydeMode | None = None,
     ) -> list[PremiseHit]:
         """Find the declarations that match ``query``.
 
@@ -212,6 +250,7 @@ class PremiseSearcher:
             budget: Reasoning mode: overrides of the run's limits (``{"max_rounds": 2}``).
             filters: Metadata filter applied to every retrieval (both modes), e.g.
                 ``{"module": "Mathlib.Topology.Basic"}``.
+            hyde: Standard mode: ``off``, ``natural`` or ``all`` (default ``[premise] hyde``).
 
         Returns:
             At most ``k`` hits, best first. The reasoning graph returns at most its
@@ -220,20 +259,94 @@ class PremiseSearcher:
         Example:
             >>> hits = await searcher.asearch("Nat.Prime.two_le", k=5, rerank=True)  # doctest: +SKIP
         """
+        result = await self.arun(
+            query,
+            k=k,
+            mode=mode,
+            search_mode=search_mode,
+            rerank=rerank,
+            candidates=candidates,
+            budget=budget,
+            filters=filters,
+            hyde=hyde,
+        )
+        return result.hits
+
+    async def arun(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        mode: PremiseMode = "standard",
+        search_mode: Literal["hybrid", "bm25", "dense"] = "hybrid",
+        rerank: bool = False,
+        candidates: int = 50,
+        budget: dict[str, Any] | None = None,
+        filters: FilterLike | None = None,
+        hyde: HydeMode | None = None,
+    ) -> PremiseResult:
+        """:meth:`asearch`, also saying what HyDE wrote and which steps failed."""
         if mode == "reasoning":
             passages = await self.agent.asearch(query, budget=budget, filters=filters)
-            return premise_hits(passages, k)
+            return PremiseResult(hits=premise_hits(passages, k))
         if mode != "standard":
             raise ConfigError(f"unknown premise search mode {mode!r}", hint="use standard or reasoning")
         # Several chunks may share a name; fetch a little more than k so k names survive.
         depth = max(candidates, k) if rerank else k + max(5, k // 2)
-        passages = await self.kb.asearch(query, k=depth, mode=search_mode, filters=filters)
+        hyde_mode: HydeMode = self.settings.premise.hyde if hyde is None else hyde
+        if hyde_mode not in ("off", "natural", "all"):
+            raise ConfigError(f"unknown HyDE mode {hyde_mode!r}", hint="use off, natural or all")
+        errors: list[str] = []
+        hypothesis = ""
+        if hyde_applies(hyde_mode, query):
+            passages, hypothesis, hyde_passages = await self._hyde_search(
+                query, depth=depth, search_mode=search_mode, filters=filters, errors=errors
+            )
+            if hyde_passages:
+                from agentrag.nodes.query import merge_rankings
+
+                passages = merge_rankings([passages, hyde_passages], k=depth)
+        else:
+            passages = await self.kb.asearch(query, k=depth, mode=search_mode, filters=filters)
         if rerank and passages:
             result = await self.reranker.arerank(query, passages)
             if result.fallback:
                 log.warning("reranking failed (%s); kept the retrieval order", result.fallback_reason)
+                errors.append(f"rerank: {result.fallback_reason}")
             passages = result.passages
-        return premise_hits(passages, k)
+        return PremiseResult(hits=premise_hits(passages, k), hyde=hypothesis, errors=errors)
+
+    async def _hyde_search(
+        self,
+        query: str,
+        *,
+        depth: int,
+        search_mode: Literal["hybrid", "bm25", "dense"],
+        filters: FilterLike | None,
+        errors: list[str],
+    ) -> tuple[list[Passage], str, list[Passage]]:
+        """The query's own ranking, the hypothesis, and its ranking (empty when it failed)."""
+        import asyncio
+
+        async def guess() -> str:
+            try:
+                return await hypothesize(self.hyde_llm, query)
+            except LLMError as exc:
+                # A generator that is down or slow costs the HyDE half of the search, not the search.
+                log.warning("HyDE generation failed (%s); searched with the query alone", exc.message)
+                errors.append(f"hyde: {exc.message}")
+                return ""
+
+        # The query's own retrieval runs while the model writes.
+        own, hypothesis = await asyncio.gather(
+            self.kb.asearch(query, k=depth, mode=search_mode, filters=filters), guess()
+        )
+        if not hypothesis:
+            if not errors:
+                errors.append("hyde: the model wrote no declaration")
+            return own, "", []
+        theirs = await self.kb.asearch(hypothesis, k=depth, mode=search_mode, filters=filters)
+        return own, hypothesis, theirs
 
     def search(
         self,
@@ -246,6 +359,7 @@ class PremiseSearcher:
         candidates: int = 50,
         budget: dict[str, Any] | None = None,
         filters: FilterLike | None = None,
+        hyde: HydeMode | None = None,
     ) -> list[PremiseHit]:
         """Blocking :meth:`asearch`."""
         return run_sync(
@@ -258,6 +372,35 @@ class PremiseSearcher:
                 candidates=candidates,
                 budget=budget,
                 filters=filters,
+                hyde=hyde,
+            )
+        )
+
+    def run(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        mode: PremiseMode = "standard",
+        search_mode: Literal["hybrid", "bm25", "dense"] = "hybrid",
+        rerank: bool = False,
+        candidates: int = 50,
+        budget: dict[str, Any] | None = None,
+        filters: FilterLike | None = None,
+        hyde: HydeMode | None = None,
+    ) -> PremiseResult:
+        """Blocking :meth:`arun`."""
+        return run_sync(
+            self.arun(
+                query,
+                k=k,
+                mode=mode,
+                search_mode=search_mode,
+                rerank=rerank,
+                candidates=candidates,
+                budget=budget,
+                filters=filters,
+                hyde=hyde,
             )
         )
 

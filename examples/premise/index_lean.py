@@ -15,7 +15,10 @@ The standard setup is the whole Mathlib tree (~246k declarations), e.g.::
     python examples/premise/eval_premises.py path/to/MathlibQR.json --kb mathlib
 
 Embedding runs through ONNX Runtime int8 by default (``[embedder] runtime``), exported once
-from the local model folder.
+from the local model folder. Measured with ``agentrag premise index`` (the same code) on a 2-core
+box shared with a busy vLLM server: 26.9 declarations/s, peak RSS 2.5 GB, ~8 MB on disk per
+1,000 declarations (embedding cache included), so ~2.5 h and ~2 GB for the whole tree there;
+an interrupted run resumes where it stopped when run again (see the README's premise section).
 """
 
 from __future__ import annotations

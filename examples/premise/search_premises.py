@@ -1,12 +1,15 @@
-"""Search a premise knowledge base in standard mode (hybrid retrieval; no LLM unless --rerank).
+"""Search a premise knowledge base in standard mode (hybrid retrieval; no LLM unless --rerank/--hyde).
 
 Usage::
 
     python examples/premise/search_premises.py "every Kan complex is a quasicategory" [-k 5]
-        [--kb premises] [--mode hybrid|bm25|dense] [--rerank]
+        [--kb premises] [--mode hybrid|bm25|dense] [--rerank] [--hyde off|natural|all]
 
 Prints one line per declaration: rank, full name, kind, module:line and the retrieval scores,
-then its signature. Same as ``agentrag premise search``.
+then its signature. Same as ``agentrag premise search``. With ``--hyde natural`` a
+natural-language query is also searched with the Lean declaration the local model guesses for
+it (printed first; a failed generation is printed as ``degraded`` and the query is searched
+alone).
 """
 
 from __future__ import annotations
@@ -26,13 +29,19 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--kb", default="premises", help="premise knowledge base name")
     parser.add_argument("--mode", choices=["hybrid", "bm25", "dense"], default="hybrid")
     parser.add_argument("--rerank", action="store_true", help="rerank candidates ([rerank] settings)")
+    parser.add_argument("--hyde", choices=["off", "natural", "all"], help="HyDE (default: [premise] hyde)")
     args = parser.parse_args(argv)
 
     settings = Settings.load().for_premises()  # the Lean analyzer on the BM25 side
     # create=False: a typo in --kb should fail, not search a new, empty knowledge base.
     with KnowledgeBase.open(settings, args.kb, create=False) as kb:
         searcher = PremiseSearcher(kb, settings=settings)
-        hits = searcher.search(args.query, k=args.k, search_mode=args.mode, rerank=args.rerank)
+        result = searcher.run(args.query, k=args.k, search_mode=args.mode, rerank=args.rerank, hyde=args.hyde)
+    if result.hyde:
+        print(f"HyDE: {result.hyde}")
+    for error in result.errors:
+        print(f"degraded: {error}", file=sys.stderr)
+    hits = result.hits
     if not hits:
         print("no declarations found")
         return 1

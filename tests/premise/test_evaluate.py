@@ -31,7 +31,7 @@ from agentrag.premise.evaluate import (
     short_name,
     summarize,
 )
-from agentrag.premise.search import PremiseHit
+from agentrag.premise.search import PremiseHit, PremiseResult
 
 DATA = Path(__file__).parent / "data" / "eval"
 QR = DATA / "qr_small.json"
@@ -221,14 +221,20 @@ class _FakeSearcher:
         self.kb = _FakeKB()
         self.settings = settings
         self.fail = set(fail)
+        self.degrade: set[str] = set()
         self.calls: list[str] = []
+        self.hyde: list[str | None] = []
         self.gold = {q.query: q.gold[0] for q in read_mathlibqr(QR)}
 
-    async def asearch(self, query: str, **kw: Any) -> list[PremiseHit]:
+    async def arun(self, query: str, **kw: Any) -> PremiseResult:
         self.calls.append(query)
+        self.hyde.append(kw.get("hyde"))
         if query in self.fail:
             raise LLMTimeoutError("no answer")
-        return [PremiseHit(rank=1, name="other"), PremiseHit(rank=2, name=self.gold[query])]
+        hits = [PremiseHit(rank=1, name="other"), PremiseHit(rank=2, name=self.gold[query])]
+        if query in self.degrade:  # as PremiseSearcher reports a failed HyDE generation
+            return PremiseResult(hits=hits, errors=["hyde: cannot reach the server"])
+        return PremiseResult(hits=hits, hyde="theorem guess : True" if kw.get("hyde") != "off" else "")
 
 
 def test_runner_scores_writes_and_resumes(tmp_path: Path, settings: Any) -> None:
@@ -281,3 +287,27 @@ def test_default_run_folder_depends_on_the_setup(tmp_path: Path, settings: Any) 
     searcher.kb.manifest.version = 8  # the knowledge base changed: nothing may be reused
     d = run_eval(searcher, queries, EvalConfig(k=10), data=QR)  # type: ignore[arg-type]
     assert d.out_dir != a.out_dir and d.reused == 0
+
+
+def test_hyde_runs_are_keyed_apart_and_degraded_queries_rerun(tmp_path: Path, settings: Any) -> None:
+    queries = read_mathlibqr(QR)[:3]
+    searcher = _FakeSearcher(settings)
+    off = run_eval(searcher, queries, EvalConfig(k=10), data=QR)  # type: ignore[arg-type]
+    assert set(searcher.hyde) == {"off"}
+    searcher.degrade = {queries[1].query}
+    on = run_eval(searcher, queries, EvalConfig(k=10, hyde="natural"), data=QR)  # type: ignore[arg-type]
+    assert on.out_dir != off.out_dir and "-hyde-natural-" in Path(on.out_dir).name
+    assert on.reused == 0 and on.degraded == 1 and on.errors == 0
+    assert on.setup["generator"] == settings.generator.model
+    assert "HyDE (natural)" in report_markdown(on) and "1 degraded" in report_markdown(on)
+    records = [
+        EvalRecord.model_validate_json(x)
+        for x in (Path(on.out_dir) / "records.jsonl").read_text().splitlines()
+    ]
+    assert [r.warnings for r in records if r.warnings] == [["hyde: cannot reach the server"]]
+    assert {r.hyde for r in records if not r.warnings} == {"theorem guess : True"}
+    # Resumed with the server back: the degraded query is searched again, the others reused.
+    searcher.degrade.clear()
+    searcher.calls.clear()
+    again = run_eval(searcher, queries, EvalConfig(k=10, hyde="natural"), data=QR)  # type: ignore[arg-type]
+    assert again.reused == 2 and again.degraded == 0 and searcher.calls == [queries[1].query]
