@@ -278,7 +278,9 @@ def _variant(name: str) -> Variant:
     return VARIANTS[name]
 
 
-async def _answer_one(item: QAItem, graph: str, parts: QAParts, root: Path) -> dict[str, Any]:
+async def _answer_one(
+    item: QAItem, graph: str, spec: GraphSpec, parts: QAParts, root: Path
+) -> dict[str, Any]:
     from agentrag.agent import Agent
     from agentrag.ingest.loaders import Document
     from agentrag.kb import KnowledgeBase
@@ -301,7 +303,7 @@ async def _answer_one(item: QAItem, graph: str, parts: QAParts, root: Path) -> d
         agent = Agent(
             settings=settings,
             knowledge_base=kb,
-            graph=variant_spec(graph, settings),
+            graph=spec,
             llm=parts.llm,
             reranker=parts.reranker_for(VARIANTS[graph]),
             embedder=parts.embedder,
@@ -359,20 +361,20 @@ async def arun_qa(
     Raises:
         ConfigError: An unknown graph or variant name.
     """
-    for g in graphs:
-        _variant(g)
     graphs = list(dict.fromkeys(graphs))
     base = {**parts.describe(), "data": file_hash(data)}
     # What decides an answer is part of its cache key: the graph exactly as it runs (profile
     # plan and variant applied) and the prompt templates. A changed plan or prompt reruns.
+    specs = {g: variant_spec(g, parts.settings) for g in graphs}
+    prompts = _prompts()
     prints = {
         g: fingerprint(
             {
                 **base,
                 "graph": g,
                 "variant": repr(VARIANTS[g]),  # its reranker and corpus are not in the spec
-                "spec": variant_spec(g, parts.settings).model_dump(mode="json"),
-                **_prompts(),
+                "spec": specs[g].model_dump(mode="json"),
+                **prompts,
             }
         )
         for g in graphs
@@ -382,7 +384,7 @@ async def arun_qa(
     with tempfile.TemporaryDirectory(prefix="agentrag-qa-") as tmp:
 
         async def work(job: Job) -> dict[str, Any]:
-            return await _answer_one(by_id[job.case], job.system, parts, Path(tmp))
+            return await _answer_one(by_id[job.case], job.system, specs[job.system], parts, Path(tmp))
 
         done, reused = await arun_jobs(
             jobs, work, records=out_dir / "records.jsonl", concurrency=concurrency, progress=progress

@@ -256,10 +256,7 @@ def pack(
     Returns:
         The pack: known items by expected gain, then unknowns in input order.
     """
-    deltas = discount_vector(discount, max_items)
-    budget = token_budget if token_budget is not None else sum(max(0, it.tokens) for it in items)
-    if budget < 0:
-        raise ValueError("token_budget must be >= 0")
+    deltas, budget = _limits(items, token_budget, max_items, discount)
     gains = [expected_gain(it.p, it.utility) for it in items]
     dropped: list[PackDrop] = []
     candidates: list[int] = []
@@ -329,15 +326,7 @@ def pack(
             used += cost
             unknown += 1
     dropped.sort(key=lambda d: d.index)
-    return PackResult(
-        order=order,
-        dropped=dropped,
-        objective=j_value,
-        udcg=_sigmoid(j_value) if order else 0.0,
-        tokens=used,
-        deltas=deltas,
-        unknown=unknown,
-    )
+    return _result(order, dropped, j_value, used, deltas, unknown)
 
 
 def pack_in_order(
@@ -363,10 +352,7 @@ def pack_in_order(
     Returns:
         The pack, with ``objective``/``udcg`` computed as :func:`pack` computes them.
     """
-    deltas = discount_vector(discount, max_items)
-    budget = token_budget if token_budget is not None else sum(max(0, it.tokens) for it in items)
-    if budget < 0:
-        raise ValueError("token_budget must be >= 0")
+    deltas, budget = _limits(items, token_budget, max_items, discount)
     order: list[int] = []
     dropped: list[PackDrop] = []
     used = 0
@@ -389,7 +375,27 @@ def pack_in_order(
             order.append(i)
             used += it.tokens
     gains = [expected_gain(items[i].p, items[i].utility) for i in order]
-    j_value = objective(gains, deltas)
+    return _result(order, dropped, objective(gains, deltas), used, deltas, sum(g is None for g in gains))
+
+
+def _limits(
+    items: Sequence[PackItem],
+    token_budget: int | None,
+    max_items: int,
+    discount: DiscountKind | Sequence[float],
+) -> tuple[list[float], int]:
+    """The discount and the token budget (None: room for every item), validated."""
+    deltas = discount_vector(discount, max_items)
+    budget = token_budget if token_budget is not None else sum(max(0, it.tokens) for it in items)
+    if budget < 0:
+        raise ValueError("token_budget must be >= 0")
+    return deltas, budget
+
+
+def _result(
+    order: list[int], dropped: list[PackDrop], j_value: float, used: int, deltas: list[float], unknown: int
+) -> PackResult:
+    # UDCG's convention: an empty context scores 0, not sigmoid(0).
     return PackResult(
         order=order,
         dropped=dropped,
@@ -397,7 +403,7 @@ def pack_in_order(
         udcg=_sigmoid(j_value) if order else 0.0,
         tokens=used,
         deltas=deltas,
-        unknown=sum(1 for g in gains if g is None),
+        unknown=unknown,
     )
 
 
