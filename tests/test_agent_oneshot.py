@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
+
 from tests.test_agent import make_agent
 
 
@@ -34,11 +36,13 @@ async def test_one_shot_asks_leave_the_checkpoint_store_alone(settings, retrieve
     await agent.aclose()
 
 
-async def test_an_agent_closing_does_not_cut_another_agents_stream(settings, retriever) -> None:
+@pytest.mark.parametrize("closer", ["agent", "client"])
+async def test_closing_does_not_cut_another_agents_stream(settings, retriever, closer: str) -> None:
     """Agents on one loop share the HTTP pool: closing one must not kill another's answer mid-stream.
 
     Before the pool was held per agent, ``eval qa --concurrency 2`` lost answers this way (the
-    first question's agent closed the pool while the second one's answer was streaming).
+    first question's agent closed the pool while the second one's answer was streaming). A bare
+    model client closing (a script's ``await llm.aclose()``) must not either.
     """
     import asyncio
 
@@ -56,8 +60,11 @@ async def test_an_agent_closing_does_not_cut_another_agents_stream(settings, ret
             if server.requests:
                 break
             await asyncio.sleep(0.05)
-        await quick.aask("Who wrote Hamlet?")
-        await quick.aclose()
+        if closer == "agent":
+            await quick.aask("Who wrote Hamlet?")
+            await quick.aclose()
+        else:
+            await LLMClient(endpoint).aclose()
         answer = await task
         await streaming.aclose()
     assert answer.errors == [] and answer.outcome == "answered", answer.errors

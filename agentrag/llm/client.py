@@ -551,10 +551,16 @@ class LLMClient:
         return out
 
     async def aclose(self) -> None:
-        """Close the shared transport's pool on the running loop (reopened by the next call)."""
+        """Close the shared transport's pool on the running loop (reopened by the next call).
+
+        While an agent on this loop holds the pool (:meth:`Transport.hold`) it stays open: the
+        last agent to release it closes it, so a client closing cannot cut another's call.
+        """
         from agentrag.llm.transport import aclose_shared
 
         if self.transport is shared_transport():
+            if self.transport.holders():
+                return
             await aclose_shared()
         else:
             await self.transport.aclose()
