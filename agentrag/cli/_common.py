@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 
 from agentrag.errors import AgentragError
+
+if TYPE_CHECKING:
+    from agentrag.kb import IngestProgress
+    from agentrag.premise.corpus import IndexProgress
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -132,3 +138,66 @@ class CountProgress(Generic[T]):
 
     def __call__(self, done: int, total: int, item: T) -> None:
         self.progress.update(self.task, completed=done, total=total, status=self.status(item))
+
+
+class PlainProgress:
+    """Progress as plain lines on stderr, for logs and pipes (no terminal to redraw a bar on).
+
+    A line at most every ``every_s`` seconds, and at the end: ``label done/total (pct) elapsed
+    ETA``. Fed ``(done, total, item)`` like :class:`CountProgress` (``status`` says what to show
+    about the last item), or ingest / premise-index events.
+    """
+
+    def __init__(
+        self, label: str, *, status: Callable[[Any], str] | None = None, every_s: float = 10.0
+    ) -> None:
+        self.label = label
+        self.status = status
+        self.every_s = every_s
+        self.t0 = time.monotonic()
+        self.last = -every_s
+
+    def __enter__(self) -> PlainProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def _line(self, done: float, total: float, unit: str, extra: str = "", *, final: bool = False) -> None:
+        now = time.monotonic()
+        if not final and now - self.last < self.every_s:
+            return
+        self.last = now
+        elapsed = now - self.t0
+        share = done / total if total else 0.0
+        eta = f", ETA {elapsed / share - elapsed:.0f}s" if 0 < share < 1 else ""
+        fmt = ",.2f" if unit == "MiB read" else ",.0f"
+        where = f"{done:{fmt}}/{total:{fmt}} {unit} ({100 * share:.0f}%)" if total else f"{done:{fmt}} {unit}"
+        print(f"{self.label}: {where}{extra}, {elapsed:.0f}s elapsed{eta}", file=sys.stderr, flush=True)
+
+    def __call__(self, done: int, total: int, record: Any) -> None:
+        last = f", last {self.status(record)}" if self.status is not None else ""
+        self._line(done, total, "queries", last, final=done == total)
+
+    def ingest(self, event: IngestProgress) -> None:
+        """An ingest event (:class:`agentrag.kb.IngestProgress`)."""
+        rate = f", {event.chunks_embedded / event.embed_seconds:.1f} chunks/s" if event.embed_seconds else ""
+        self._line(
+            event.bytes_done / 2**20,
+            event.bytes_total / 2**20,
+            "MiB read",
+            f", {event.chunks_embedded:,} chunks embedded{rate}",
+            final=bool(event.bytes_total) and event.bytes_done >= event.bytes_total,
+        )
+
+    def index(self, event: IndexProgress) -> None:
+        """A premise-index event (:class:`agentrag.premise.corpus.IndexProgress`)."""
+        elapsed = time.monotonic() - self.t0
+        rate = f", {event.declarations / elapsed:,.0f} declarations/s" if elapsed > 0 else ""
+        self._line(
+            event.files_done,
+            event.files_total,
+            "files",
+            f", {event.declarations:,} declarations{rate}",
+            final=event.files_done >= event.files_total,
+        )

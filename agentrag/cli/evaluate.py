@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import os
 import re
-import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from agentrag.cli._common import CountProgress, console, err_console, handle_errors, state
+from agentrag.cli._common import CountProgress, PlainProgress, console, err_console, handle_errors, state
 
 if TYPE_CHECKING:
     from agentrag.evaluation.report import EvalReport
     from agentrag.evaluation.runner import JobRecord
-    from agentrag.kb import IngestProgress
 
 app = typer.Typer(
     help="Side-by-side evaluations with JSON, Markdown and PNG reports: retrieval (BEIR), qa (HotpotQA).",
@@ -39,52 +36,6 @@ QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress ba
 
 def _slug(path: Path) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", path.resolve().name).strip("-") or "data"
-
-
-class PlainProgress:
-    """Progress as plain lines on stderr, for logs and pipes (no terminal to redraw a bar on).
-
-    A line at most every ``every_s`` seconds, and at the end: ``label done/total (pct) elapsed
-    ETA``. Fed ``(done, total, item)`` like :class:`CountProgress`, or ingest events.
-    """
-
-    def __init__(self, label: str, *, every_s: float = 10.0) -> None:
-        self.label = label
-        self.every_s = every_s
-        self.t0 = time.monotonic()
-        self.last = -every_s
-
-    def __enter__(self) -> PlainProgress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def _line(self, done: float, total: float, unit: str, extra: str = "", *, final: bool = False) -> None:
-        now = time.monotonic()
-        if not final and now - self.last < self.every_s:
-            return
-        self.last = now
-        elapsed = now - self.t0
-        share = done / total if total else 0.0
-        eta = f", ETA {elapsed / share - elapsed:.0f}s" if 0 < share < 1 else ""
-        fmt = ",.2f" if unit == "MiB read" else ",.0f"
-        where = f"{done:{fmt}}/{total:{fmt}} {unit} ({100 * share:.0f}%)" if total else f"{done:{fmt}} {unit}"
-        print(f"{self.label}: {where}{extra}, {elapsed:.0f}s elapsed{eta}", file=sys.stderr, flush=True)
-
-    def __call__(self, done: int, total: int, record: Any) -> None:
-        self._line(done, total, "queries", f", last {_status(record)}", final=done == total)
-
-    def ingest(self, event: IngestProgress) -> None:
-        """An ingest event (:class:`agentrag.kb.IngestProgress`)."""
-        rate = f", {event.chunks_embedded / event.embed_seconds:.1f} chunks/s" if event.embed_seconds else ""
-        self._line(
-            event.bytes_done / 2**20,
-            event.bytes_total / 2**20,
-            "MiB read",
-            f", {event.chunks_embedded:,} chunks embedded{rate}",
-            final=bool(event.bytes_total) and event.bytes_done >= event.bytes_total,
-        )
 
 
 def _status(record: JobRecord) -> str:
@@ -220,7 +171,7 @@ def retrieval(
         if quiet:
             report = go(None)
         elif plain:
-            report = go(PlainProgress("retrieval"))
+            report = go(PlainProgress("retrieval", status=_status))
         else:
             with CountProgress(len(systems) * len(beir.queries), "retrieval", _status) as view:
                 report = go(view)
@@ -290,7 +241,7 @@ def qa(
     if quiet:
         report = go(None)
     elif not err_console.is_terminal:
-        report = go(PlainProgress("qa"))
+        report = go(PlainProgress("qa", status=_status))
     else:
         with CountProgress(len(names) * len(items), "qa", _status) as view:
             report = go(view)
