@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from agentrag.cli._common import CountProgress, console, err_console, handle_errors, state
+from agentrag.cli._common import CountProgress, PlainProgress, console, err_console, handle_errors, state
 
 if TYPE_CHECKING:
     from agentrag.premise.corpus import IndexProgress, PremiseIndexReport
@@ -27,6 +27,21 @@ app = typer.Typer(
 DEFAULT_KB = "premises"
 
 KBOption = Annotated[str, typer.Option("--kb", help="Premise knowledge base name.")]
+RoundsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--max-rounds", min=1, help="Reasoning mode: rounds per query (default [budgets] max_rounds)."
+    ),
+]
+SecondsOption = Annotated[
+    float | None,
+    typer.Option(
+        "--max-seconds",
+        min=0.001,
+        help="Reasoning mode: wall time per query; the loop ends after the round that runs out "
+        "(default [budgets] max_wall_s).",
+    ),
+]
 HydeOption = Annotated[
     str | None,
     typer.Option(
@@ -171,6 +186,16 @@ def index(
     try:
         if quiet or as_json:
             report = index_tree(base, directory, include=include, exclude=exclude, prune=prune)
+        elif not err_console.is_terminal:
+            # No terminal to redraw a bar on (a log, a pipe): a plain line every 10 s.
+            report = index_tree(
+                base,
+                directory,
+                include=include,
+                exclude=exclude,
+                prune=prune,
+                progress=PlainProgress("index").index,
+            )
         else:
             with _IndexProgressView() as view:
                 report = index_tree(
@@ -228,6 +253,8 @@ def search(
     mode: Annotated[str, typer.Option(help="Standard-mode retrieval: hybrid, bm25 or dense.")] = "hybrid",
     candidates: Annotated[int, typer.Option(min=1, help="Candidates handed to the reranker.")] = 50,
     hyde: HydeOption = None,
+    max_rounds: RoundsOption = None,
+    max_seconds: SecondsOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Search a premise knowledge base: full names, kind, module:line, signature and scores."""
@@ -238,6 +265,9 @@ def search(
         raise ConfigError(f"unknown retrieval mode {mode!r}", hint="use hybrid, bm25 or dense")
     if reasoning and rerank:
         raise ConfigError("--rerank applies to the standard mode only", hint="drop --rerank or --reasoning")
+    if not reasoning and (max_rounds is not None or max_seconds is not None):
+        raise ConfigError("--max-rounds and --max-seconds apply to --reasoning", hint="add --reasoning")
+    budget = {"max_rounds": max_rounds, "max_wall_s": max_seconds}
     hyde_mode = _hyde_mode(hyde)
     searcher = _searcher(kb)
 
@@ -251,6 +281,7 @@ def search(
                 rerank=rerank,
                 candidates=candidates,
                 hyde=hyde_mode,  # type: ignore[arg-type]
+                budget={key: val for key, val in budget.items() if val is not None} or None,
             )
         finally:
             await searcher.aclose()
@@ -291,6 +322,16 @@ def evaluate(
     ] = None,
     kb: KBOption = DEFAULT_KB,
     k: Annotated[int, typer.Option("-k", min=1, help="Cut-off of the metrics.")] = 10,
+    configs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Configurations to run on the same queries and compare in one table (repeatable or "
+            "comma-separated): bm25|dense|hybrid with +rerank, +hyde, +hyde-all; or reasoning. "
+            "Replaces --mode/--retrieval/--rerank/--hyde.",
+        ),
+    ] = None,
     mode: Annotated[str, typer.Option("--mode", help="standard or reasoning.")] = "standard",
     retrieval: Annotated[
         str, typer.Option("--retrieval", help="Standard-mode retrieval: hybrid, bm25 or dense.")
@@ -298,27 +339,52 @@ def evaluate(
     rerank: Annotated[bool, typer.Option("--rerank", help="Standard mode: rerank the candidates.")] = False,
     candidates: Annotated[int, typer.Option(min=1, help="Candidates handed to the reranker.")] = 50,
     hyde: HydeOption = None,
+    max_rounds: RoundsOption = None,
+    max_seconds: SecondsOption = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N queries.")] = None,
     styles: Annotated[
         list[str] | None,
         typer.Option("--styles", help="MathlibQR styles to run (repeatable or comma-separated)."),
     ] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Run folder (default <data_dir>/premise-eval/<run key>).")
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Run folder (default <data_dir>/premise-eval/<run key>); with several --config, one "
+            "sub-folder per configuration and comparison.md.",
+        ),
     ] = None,
     concurrency: Annotated[int | None, typer.Option(min=1, help="Queries in flight.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report(s) as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Score premise search on MathlibQR (nDCG@k, Recall@k per style) or MathlibMPR (group recall, covered).
 
     Per-query results are kept in the run folder: an interrupted eval resumes where it stopped.
+    Several ``--config`` run one after another on the same queries and end with one table, e.g.
+    ``agentrag premise eval --kb mathlib -c bm25,dense,hybrid,hybrid+rerank``.
     """
     from agentrag.errors import ConfigError
-    from agentrag.premise.evaluate import EvalConfig, read_eval_data, report_markdown, run_eval
+    from agentrag.premise.evaluate import (
+        EvalConfig,
+        EvalFormat,
+        comparison_markdown,
+        config_from_spec,
+        read_eval_data,
+        report_markdown,
+        run_eval,
+    )
 
     if fmt not in (None, "mathlibqr", "mpr"):
         raise ConfigError(f"unknown format {fmt!r}", hint="use mathlibqr or mpr")
+    specs = [c.strip() for item in configs or [] for c in item.split(",") if c.strip()]
+    if specs and (mode != "standard" or retrieval != "hybrid" or rerank or hyde is not None):
+        raise ConfigError(
+            "--config replaces --mode, --retrieval, --rerank and --hyde",
+            hint="spell each configuration as --config, e.g. -c hybrid -c hybrid+rerank -c reasoning",
+        )
+    if len(set(specs)) != len(specs):
+        raise ConfigError(f"a configuration is given twice in {specs}", hint="give each --config once")
     if mode not in ("standard", "reasoning"):
         raise ConfigError(f"unknown mode {mode!r}", hint="use standard or reasoning")
     if retrieval not in ("hybrid", "bm25", "dense"):
@@ -329,35 +395,83 @@ def evaluate(
         queries = queries[:limit]
     if not queries:
         raise ConfigError(f"no queries in {data}", hint="check --styles and --limit")
-    fmt_used = "mpr" if queries[0].groups else "mathlibqr"
-    config = EvalConfig(
-        format=fmt_used,
-        mode=mode,
-        search_mode=retrieval,
-        rerank=rerank,
-        candidates=candidates,
-        k=k,
-        hyde=_hyde_mode(hyde),
-    )
+    fmt_used: EvalFormat = "mpr" if queries[0].groups else "mathlibqr"
+    # Every configuration is checked before the first one runs (a typo fails now, not in an hour).
+    if specs:
+        runs = [(spec, config_from_spec(spec, k=k, candidates=candidates, fmt=fmt_used)) for spec in specs]
+        runs = [
+            (spec, c.model_copy(update={"max_rounds": max_rounds, "max_seconds": max_seconds}))
+            if c.mode == "reasoning"
+            else (spec, c)
+            for spec, c in runs
+        ]
+    else:
+        single = EvalConfig(
+            format=fmt_used,
+            mode=mode,
+            search_mode=retrieval,
+            rerank=rerank,
+            candidates=candidates,
+            k=k,
+            hyde=_hyde_mode(hyde),
+            max_rounds=max_rounds if mode == "reasoning" else None,
+            max_seconds=max_seconds if mode == "reasoning" else None,
+        )
+        runs = [("", single)]
+    if (max_rounds is not None or max_seconds is not None) and all(c.mode != "reasoning" for _, c in runs):
+        raise ConfigError(
+            "--max-rounds and --max-seconds apply to the reasoning mode",
+            hint="add --mode reasoning (or -c reasoning)",
+        )
     searcher = _searcher(kb)
+    reports = []
     try:
-        if quiet or as_json:
-            report = run_eval(searcher, queries, config, data=data, out_dir=out, concurrency=concurrency)
-        else:
-            with CountProgress(len(queries), "eval", _eval_status) as view:
-                report = run_eval(
-                    searcher, queries, config, data=data, out_dir=out, concurrency=concurrency, progress=view
+        for spec, config in runs:
+            folder = (out / spec if spec and len(runs) > 1 else out) if out is not None else None
+            label = f"eval {spec}" if spec else "eval"
+
+            def go(progress: Any, config: EvalConfig = config, folder: Path | None = folder) -> Any:
+                return run_eval(
+                    searcher,
+                    queries,
+                    config,
+                    data=data,
+                    out_dir=folder,
+                    concurrency=concurrency,
+                    progress=progress,
                 )
+
+            if quiet or as_json:
+                report = go(None)
+            elif not err_console.is_terminal:
+                report = go(PlainProgress(label, status=_eval_status))
+            else:
+                with CountProgress(len(queries), label, _eval_status) as view:
+                    report = go(view)
+            reports.append((spec or config.search_mode, report))
     finally:
         searcher.kb.close()
     if as_json:
-        typer.echo(report.model_dump_json(indent=2))
+        if len(reports) == 1:
+            typer.echo(reports[0][1].model_dump_json(indent=2))
+        else:
+            typer.echo(json.dumps({name: r.model_dump(mode="json") for name, r in reports}, indent=2))
         return
     from rich.markdown import Markdown
 
-    console.print(Markdown(report_markdown(report)))
-    extra = f" ({report.reused} reused from an earlier run)" if report.reused else ""
-    console.print(f"[dim]records and reports in {report.out_dir}{extra}[/]", highlight=False)
+    if len(reports) == 1:
+        report = reports[0][1]
+        console.print(Markdown(report_markdown(report)))
+        extra = f" ({report.reused} reused from an earlier run)" if report.reused else ""
+        console.print(f"[dim]records and reports in {report.out_dir}{extra}[/]", highlight=False)
+        return
+    table = comparison_markdown(reports)
+    console.print(Markdown(table))
+    if out is not None:
+        (out / "comparison.md").write_text(table)
+    for name, report in reports:
+        extra = f", {report.reused} reused" if report.reused else ""
+        console.print(f"[dim]{name}: {report.out_dir}{extra}[/]", highlight=False)
 
 
 def _eval_status(record: Any) -> str:

@@ -61,6 +61,8 @@ __all__ = [
     "EvalReport",
     "PremiseGroup",
     "arun_eval",
+    "comparison_markdown",
+    "config_from_spec",
     "detect_format",
     "mpr_scores",
     "names_in_kb",
@@ -357,6 +359,66 @@ class EvalConfig(_Frozen):
     hyde: Literal["off", "natural", "all"] = "off"
     """Standard mode: which queries also search with a hypothetical declaration (HyDE)."""
 
+    max_rounds: int | None = Field(default=None, ge=1)
+    """Reasoning mode: sketch-search-reflect rounds per query (default ``[budgets] max_rounds``)."""
+
+    max_seconds: float | None = Field(default=None, gt=0)
+    """Reasoning mode: wall time per query; the loop ends after the round that runs out
+    (default ``[budgets] max_wall_s``)."""
+
+    def budget(self) -> dict[str, Any] | None:
+        """The reasoning run's budget overrides (None: the settings' budgets)."""
+        out: dict[str, Any] = {}
+        if self.max_rounds is not None:
+            out["max_rounds"] = self.max_rounds
+        if self.max_seconds is not None:
+            out["max_wall_s"] = self.max_seconds
+        return out or None
+
+
+def config_from_spec(
+    spec: str, *, k: int = 10, candidates: int = 50, fmt: EvalFormat = "mathlibqr"
+) -> EvalConfig:
+    """An evaluation configuration from its short name (``agentrag premise eval --config``).
+
+    ``reasoning`` is the reasoning mode; otherwise a retrieval (``bm25``, ``dense``, ``hybrid``)
+    followed by steps: ``+rerank`` (rerank ``candidates`` hits), ``+hyde`` (HyDE on
+    natural-language queries), ``+hyde-all`` (HyDE on every query).
+
+    Raises:
+        ConfigError: An unknown retrieval or step.
+
+    Example:
+        >>> c = config_from_spec("hybrid+rerank", candidates=20)
+        >>> c.search_mode, c.rerank, c.candidates, c.hyde
+        ('hybrid', True, 20, 'off')
+        >>> config_from_spec("dense+hyde").hyde
+        'natural'
+    """
+    hint = "use reasoning, or bm25|dense|hybrid followed by +rerank, +hyde or +hyde-all (e.g. hybrid+rerank)"
+    name = spec.strip()
+    if name == "reasoning":
+        return EvalConfig(format=fmt, mode="reasoning", k=k, candidates=candidates)
+    retrieval, *steps = name.split("+")
+    if retrieval not in ("hybrid", "bm25", "dense"):
+        raise ConfigError(
+            f"unknown premise eval configuration {spec!r}: no retrieval {retrieval!r}", hint=hint
+        )
+    unknown = [s for s in steps if s not in ("rerank", "hyde", "hyde-all")]
+    if unknown or len(set(steps)) != len(steps) or {"hyde", "hyde-all"} <= set(steps):
+        raise ConfigError(f"unknown premise eval configuration {spec!r}", hint=hint)
+    hyde: Literal["off", "natural", "all"] = (
+        "all" if "hyde-all" in steps else "natural" if "hyde" in steps else "off"
+    )
+    return EvalConfig(
+        format=fmt,
+        search_mode=retrieval,
+        rerank="rerank" in steps,
+        candidates=candidates,
+        k=k,
+        hyde=hyde,
+    )
+
 
 class EvalRecord(_Frozen):
     """The outcome of one query (one line of ``records.jsonl``)."""
@@ -469,8 +531,10 @@ def _setup(searcher: PremiseSearcher, config: EvalConfig) -> dict[str, str]:
 
 def run_key(data: Path, kb: str, config: EvalConfig, setup: Mapping[str, str]) -> str:
     """A short folder name for a configuration: readable prefix + hash of everything."""
-    # HyDE off leaves the key of runs made before the field existed unchanged.
-    dumped = config.model_dump(exclude={"hyde"} if config.hyde == "off" else set())
+    # Fields left at their defaults leave the key of runs made before they existed unchanged.
+    unset = {"hyde"} if config.hyde == "off" else set()
+    unset |= {name for name in ("max_rounds", "max_seconds") if getattr(config, name) is None}
+    dumped = config.model_dump(exclude=unset)
     blob = json.dumps(
         {"data": file_hash(data), "kb": kb, "config": dumped, "setup": dict(setup)},
         sort_keys=True,
@@ -568,6 +632,7 @@ async def arun_eval(
                     rerank=config.rerank,
                     candidates=config.candidates,
                     hyde=config.hyde,
+                    budget=config.budget(),
                 )
                 rec = EvalRecord(
                     id=q.id,
@@ -664,4 +729,36 @@ def report_markdown(report: EvalReport) -> str:
         cells = " | ".join(f"{row.get(col, 0.0):.3f}" for col in cols)
         name = f"**{style}**" if style == "all" else style
         lines.append(f"| {name} | {int(row['n'])} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
+def comparison_markdown(runs: Sequence[tuple[str, EvalReport]]) -> str:
+    """Several runs on the same queries in one table: a row per style, a column per run.
+
+    Cells are ``nDCG@k / Recall@k`` (MathlibMPR: ``recall_group@k / covered@k``); the last row
+    gives seconds per query.
+    """
+    if not runs:
+        return ""
+    k = runs[0][1].config.k
+    mpr = runs[0][1].config.format == "mpr"
+    first, second = (f"recall_group@{k}", f"covered@{k}") if mpr else (f"ndcg@{k}", f"recall@{k}")
+    seen = {style for _, r in runs for style in r.by_style}
+    styles = [s for s in (*QR_STYLES, MPR_STYLE, "all") if s in seen]
+    lines = [
+        f"{first} / {second} · {runs[0][1].kb}",
+        "",
+        "| style | n | " + " | ".join(name for name, _ in runs) + " |",
+        "|---|---:|" + "---:|" * len(runs),
+    ]
+    for style in styles:
+        n = max(int(r.by_style.get(style, {}).get("n", 0)) for _, r in runs)
+        cells = []
+        for _, r in runs:
+            row = r.by_style.get(style)
+            cells.append(f"{row.get(first, 0.0):.3f} / {row.get(second, 0.0):.3f}" if row else "–")
+        label = f"**{style}**" if style == "all" else style
+        lines.append(f"| {label} | {n} | " + " | ".join(cells) + " |")
+    per_query = [f"{r.search_seconds / r.n:.2f}" if r.n else "–" for _, r in runs]
+    lines.append("| s/query | | " + " | ".join(per_query) + " |")
     return "\n".join(lines) + "\n"

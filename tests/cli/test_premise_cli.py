@@ -92,6 +92,34 @@ def test_index_search_eval(tmp_path: Path, lean_tree: Path) -> None:
     assert some["n"] == 3 and set(some["by_style"]) == {"q1c_natural", "q3_nickname", "all"}
     assert some["config"]["search_mode"] == "dense" and "premise-eval" in some["out_dir"]
 
+    # Several configurations on the same queries: one sub-folder each and one table.
+    multi = tmp_path / "multi"
+    res = invoke(
+        data,
+        "premise",
+        "eval",
+        "--data",
+        str(QR),
+        "--kb",
+        "lean",
+        "-c",
+        "bm25,dense",
+        "-c",
+        "hybrid",
+        "--out",
+        str(multi),
+    )
+    assert res.exit_code == 0, res.output
+    table = (multi / "comparison.md").read_text()
+    assert "| style | n | bm25 | dense | hybrid |" in table and "| **all** | 16 |" in table
+    assert "s/query" in table and table.splitlines()[-2].startswith("| **all** |")
+    hybrid = json.loads((multi / "hybrid" / "report.json").read_text())
+    # The same configuration as the first run above: the same scores, in its own folder.
+    assert hybrid["by_style"] == report["by_style"] and hybrid["config"]["search_mode"] == "hybrid"
+    bm25 = json.loads((multi / "bm25" / "report.json").read_text())
+    cell = f"{bm25['by_style']['all']['ndcg@10']:.3f} / {bm25['by_style']['all']['recall@10']:.3f}"
+    assert f"| **all** | 16 | {cell} |" in table
+
     mpr = json.loads(invoke(data, "premise", "eval", "--data", str(MPR), "--kb", "lean", "--json").output)
     assert mpr["config"]["format"] == "mpr" and mpr["n"] == 2
     assert set(mpr["by_style"]["all"]) >= {"n", "recall_group@10", "covered@10"}
@@ -109,6 +137,17 @@ def test_errors_are_readable(tmp_path: Path) -> None:
     assert res.exit_code == 1 and "unknown MathlibQR style" in res.output
     res = invoke(data, "premise", "search", "x", "--kb", "x", "--reasoning", "--rerank")
     assert res.exit_code == 1 and "standard mode only" in res.output
+    res = invoke(data, "premise", "search", "x", "--kb", "x", "--max-seconds", "30")
+    assert res.exit_code == 1 and "apply to --reasoning" in res.output
+    # A bad --config fails before any knowledge base is opened (kb "x" does not exist).
+    res = invoke(data, "premise", "eval", "--data", str(QR), "--kb", "x", "-c", "hybrid,hybrid+rerunk")
+    assert res.exit_code == 1 and "hybrid+rerunk" in res.output and "+rerank" in res.output
+    res = invoke(data, "premise", "eval", "--data", str(QR), "--kb", "x", "-c", "hybrid", "--rerank")
+    assert res.exit_code == 1 and "--config replaces" in res.output
+    res = invoke(data, "premise", "eval", "--data", str(QR), "--kb", "x", "-c", "bm25,bm25")
+    assert res.exit_code == 1 and "given twice" in res.output
+    res = invoke(data, "premise", "eval", "--data", str(QR), "--kb", "x", "-c", "bm25", "--max-rounds", "1")
+    assert res.exit_code == 1 and "reasoning mode" in res.output
 
 
 @pytest.mark.slow
@@ -118,8 +157,9 @@ def test_real_subprocess(tmp_path: Path, lean_tree: Path) -> None:
         [*cmd, "index", str(lean_tree), "--kb", "sub"], cwd=REPO, capture_output=True, text=True, check=False
     )
     assert run.returncode == 0, run.stderr
-    # The summary goes to stdout, the progress bar to stderr.
-    assert "78 declarations, 78 chunks" in run.stdout and "index" in run.stderr
+    # The summary goes to stdout; progress to stderr, as plain lines (no terminal here).
+    assert "78 declarations, 78 chunks" in run.stdout
+    assert "index: 3/3 files (100%)" in run.stderr, run.stderr
     out = subprocess.run(
         [*cmd, "search", "a poset with binary joins and meets", "--kb", "sub", "-k", "3", "--json"],
         cwd=REPO,

@@ -19,7 +19,10 @@ from agentrag.premise.evaluate import (
     EvalConfig,
     EvalQuery,
     EvalRecord,
+    EvalReport,
     PremiseGroup,
+    comparison_markdown,
+    config_from_spec,
     detect_format,
     mpr_scores,
     qr_position,
@@ -140,6 +143,40 @@ def test_mathlibqr_ndcg_and_recall_by_hand() -> None:
         assert row["ndcg@10"] == pytest.approx(1 / math.log2(pos + 1))
 
 
+def test_config_specs() -> None:
+    c = config_from_spec("bm25", k=5)
+    assert (c.mode, c.search_mode, c.rerank, c.hyde, c.k) == ("standard", "bm25", False, "off", 5)
+    c = config_from_spec("hybrid+rerank+hyde-all", candidates=20)
+    assert (c.search_mode, c.rerank, c.candidates, c.hyde) == ("hybrid", True, 20, "all")
+    assert config_from_spec(" dense+hyde ").hyde == "natural"
+    assert config_from_spec("reasoning", fmt="mpr").model_dump()["mode"] == "reasoning"
+    for bad in ("sparse", "hybrid+rerunk", "hybrid+rerank+rerank", "bm25+hyde+hyde-all", "hybrid+", ""):
+        with pytest.raises(ConfigError) as err:
+            config_from_spec(bad)
+        assert err.value.hint and "+rerank" in err.value.hint
+
+
+def test_comparison_table() -> None:
+    def report(name: str, ndcg: float, style_rows: dict[str, float]) -> tuple[str, EvalReport]:
+        by_style = {s: {"n": 2.0, "ndcg@10": v, "recall@10": 1.0} for s, v in style_rows.items()}
+        by_style["all"] = {"n": 4.0, "ndcg@10": ndcg, "recall@10": 0.5}
+        return name, EvalReport(
+            config=config_from_spec(name), data="d", kb="lean", n=4, search_seconds=2.0, by_style=by_style
+        )
+
+    table = comparison_markdown(
+        [report("bm25", 0.25, {"q1a_lean": 0.5}), report("hybrid+rerank", 0.75, {"q3_nickname": 0.125})]
+    )
+    lines = table.splitlines()
+    assert lines[2] == "| style | n | bm25 | hybrid+rerank |"
+    # Styles in the release's order, a style one run lacks shown as missing, `all` last.
+    assert lines[4] == "| q1a_lean | 2 | 0.500 / 1.000 | – |"
+    assert lines[5] == "| q3_nickname | 2 | – | 0.125 / 1.000 |"
+    assert lines[6] == "| **all** | 4 | 0.250 / 0.500 | 0.750 / 0.500 |"
+    assert lines[7] == "| s/query | | 0.50 | 0.50 |"
+    assert comparison_markdown([]) == ""
+
+
 def test_mpr_group_recall_and_covered_by_hand() -> None:
     groups = [
         PremiseGroup(docs=["A.one", "A.one'"]),
@@ -224,11 +261,13 @@ class _FakeSearcher:
         self.degrade: set[str] = set()
         self.calls: list[str] = []
         self.hyde: list[str | None] = []
+        self.budgets: list[Any] = []
         self.gold = {q.query: q.gold[0] for q in read_mathlibqr(QR)}
 
     async def arun(self, query: str, **kw: Any) -> PremiseResult:
         self.calls.append(query)
         self.hyde.append(kw.get("hyde"))
+        self.budgets.append(kw.get("budget"))
         if query in self.fail:
             raise LLMTimeoutError("no answer")
         hits = [PremiseHit(rank=1, name="other"), PremiseHit(rank=2, name=self.gold[query])]
@@ -287,6 +326,12 @@ def test_default_run_folder_depends_on_the_setup(tmp_path: Path, settings: Any) 
     searcher.kb.manifest.version = 8  # the knowledge base changed: nothing may be reused
     d = run_eval(searcher, queries, EvalConfig(k=10), data=QR)  # type: ignore[arg-type]
     assert d.out_dir != a.out_dir and d.reused == 0
+    # A reasoning budget is part of the key and reaches the search; none by default.
+    assert set(map(str, searcher.budgets)) == {"None"}
+    capped = EvalConfig(k=10, max_rounds=1, max_seconds=90.0)
+    e = run_eval(searcher, queries, capped, data=QR)  # type: ignore[arg-type]
+    assert e.out_dir != d.out_dir and e.reused == 0
+    assert searcher.budgets[-1] == {"max_rounds": 1, "max_wall_s": 90.0}
 
 
 def test_hyde_runs_are_keyed_apart_and_degraded_queries_rerun(tmp_path: Path, settings: Any) -> None:
