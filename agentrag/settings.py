@@ -591,6 +591,15 @@ class PremiseSettings(_Frozen):
     the first 20 MathlibQR ``q1c_natural`` queries lost nDCG@10 (0.607 -> 0.500, hybrid, a
     77k-declaration Mathlib index) and took 10.5 s per query instead of 0.08 s."""
 
+    rerank_prompt: str = "rerank_yesno_premise"
+    """The yes/no template that premise reranking (``--rerank``) asks the ``[reranker]``
+    endpoint with, unless ``[rerank] kind`` is set: P(yes) at the first token of "is this
+    declaration what the request asks for?" (``prompts/rerank_yesno_premise.jinja``)."""
+
+    rerank_weight: float = Field(default=1.0, ge=0, le=1)
+    """How the reranked order is made: ``w * score + (1 - w) * retrieval score``, both min-max
+    normalised over the candidates. 1: the reranker's order alone."""
+
 
 class Settings(BaseSettings):
     """Everything configurable, in one validated object. Build it with :meth:`load`."""

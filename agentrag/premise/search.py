@@ -31,7 +31,7 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -134,6 +134,35 @@ class PremiseResult(BaseModel):
         return bool(self.errors)
 
 
+def _minmax(values: list[float]) -> list[float]:
+    lo, hi = min(values), max(values)
+    return [(v - lo) / (hi - lo) if hi > lo else 0.0 for v in values]
+
+
+def blend(retrieved: Sequence[Passage], reranked: Sequence[Passage], weight: float) -> list[Passage]:
+    """The reranked passages ordered by ``weight * rerank + (1 - weight) * retrieval`` score.
+
+    Both scores are min-max normalised over the candidates; ties keep the retrieval order.
+    ``weight`` 1 keeps the reranker's order (its passages are returned as they are).
+
+    Example:
+        >>> from agentrag.types import Passage
+        >>> got = [Passage(id=i, text=i, source=i, score=s) for i, s in (("a", 0.9), ("b", 0.5), ("c", 0.1))]
+        >>> by_llm = [p.model_copy(update={"score": s}) for p, s in zip(got[::-1], (0.9, 0.3, 0.2))]
+        >>> [p.id for p in blend(got, by_llm, 1.0)], [p.id for p in blend(got, by_llm, 0.5)]
+        (['c', 'b', 'a'], ['a', 'c', 'b'])
+    """
+    if weight >= 1.0 or not reranked:
+        return list(reranked)
+    position = {p.id: i for i, p in enumerate(retrieved)}
+    base = _minmax([p.score for p in retrieved])
+    by_id = {p.id: base[i] for i, p in enumerate(retrieved)}
+    model = _minmax([p.score for p in reranked])
+    mixed = [weight * m + (1 - weight) * by_id.get(p.id, 0.0) for p, m in zip(reranked, model, strict=True)]
+    order = sorted(range(len(reranked)), key=lambda i: (-mixed[i], position.get(reranked[i].id, i)))
+    return [reranked[i].model_copy(update={"score": mixed[i]}) for i in order]
+
+
 def premise_hits(passages: Iterable[Passage], k: int | None = None) -> list[PremiseHit]:
     """Passages as declarations, best first, each name once (at its best position), top ``k``."""
     hits: list[PremiseHit] = []
@@ -181,9 +210,23 @@ class PremiseSearcher:
     def reranker(self) -> Reranker:
         """The reranker for ``rerank=True`` (built from settings on first use).
 
+        ``[rerank] kind`` when set; otherwise the yes/no reranker with ``[premise]
+        rerank_prompt`` on the ``[reranker]`` endpoint.
+
         Raises:
             ConfigError: ``[rerank] kind = "none"`` and no reranker was given.
         """
+        if self._reranker is None and "kind" not in self.settings.rerank.model_fields_set:
+            # Premises get their own yes/no question unless [rerank] kind says otherwise: the
+            # shipped Prism formats put no mass on yes/no with the local instruction models.
+            from agentrag.llm import LLMClient
+            from agentrag.rerank.yesno import YesNoReranker
+
+            self._reranker = YesNoReranker(
+                LLMClient.from_settings(self.settings, "reranker"),
+                max_document_tokens=self.settings.rerank.max_document_tokens,
+                template=self.settings.premise.rerank_prompt,
+            )
         if self._reranker is None:
             from agentrag.rerank import reranker_from_settings
 
@@ -313,7 +356,8 @@ class PremiseSearcher:
             if result.fallback:
                 log.warning("reranking failed (%s); kept the retrieval order", result.fallback_reason)
                 errors.append(f"rerank: {result.fallback_reason}")
-            passages = result.passages
+            else:
+                passages = blend(passages, result.passages, self.settings.premise.rerank_weight)
         return PremiseResult(hits=premise_hits(passages, k), hyde=hypothesis, errors=errors)
 
     async def _hyde_search(

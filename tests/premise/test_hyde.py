@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agentrag.kb import KnowledgeBase
-from agentrag.premise.corpus import index_tree
 from agentrag.premise.hyde import HYDE_MAX_TOKENS, clean_declaration, hyde_applies, hypothesize
 from agentrag.premise.search import PremiseSearcher
+from tests.premise.conftest import free_port
 from tests.support.fakes import FakeLLM
 
 DATA = Path(__file__).parent / "data"
@@ -30,28 +28,6 @@ KAN_GUESS = (
     "```lean\ninstance SSet.instQuasicategoryOfKanComplex (S : SSet) [KanComplex S] : "
     "Quasicategory S := by\n  infer_instance\n```"
 )
-
-
-@pytest.fixture(scope="module")
-def premise_kb(tmp_path_factory: pytest.TempPathFactory, embedder: Any):
-    from agentrag.settings import Settings
-
-    root = tmp_path_factory.mktemp("hyde")
-    tree = root / "lean"
-    tree.mkdir()
-    for f in DATA.glob("*.lean"):
-        shutil.copy(f, tree / f.name)
-    settings = Settings.load(config=None, data_dir=root / "data", profile="gpu").for_premises()
-    kb = KnowledgeBase.open(settings, "premises", embedder=embedder)
-    index_tree(kb, tree)
-    yield settings, kb
-    kb.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # ------------------------------------------------------------------------------------ logic
@@ -148,7 +124,7 @@ async def test_hyde_falls_back_when_the_model_fails(premise_kb: Any) -> None:
 
 async def test_hyde_with_the_real_client_and_no_server(premise_kb: Any) -> None:
     settings, kb = premise_kb
-    down = f"http://127.0.0.1:{_free_port()}/v1"
+    down = f"http://127.0.0.1:{free_port()}/v1"
     gen = settings.generator.model_copy(update={"api_base": [down], "max_retries": 0, "timeout_s": 5.0})
     offline = settings.model_copy(update={"generator": gen})
     plain = await PremiseSearcher(kb, settings=settings).asearch(KAN, k=5)
@@ -191,7 +167,7 @@ def test_cli_hyde_flag_falls_back_and_says_so(tmp_path: Path, monkeypatch: pytes
     data = tmp_path / "data"
     assert invoke(data, "premise", "index", str(tree), "--kb", "lean", "-q").exit_code == 0
     # The generator is down (nobody listens on the port): the search still answers.
-    monkeypatch.setenv("AGENTRAG_GENERATOR__API_BASE", f"http://127.0.0.1:{_free_port()}/v1")
+    monkeypatch.setenv("AGENTRAG_GENERATOR__API_BASE", f"http://127.0.0.1:{free_port()}/v1")
     monkeypatch.setenv("AGENTRAG_GENERATOR__MAX_RETRIES", "0")
     res = invoke(data, "premise", "search", KAN, "--kb", "lean", "-k", "3", "--hyde", "natural")
     assert res.exit_code == 0, res.output
