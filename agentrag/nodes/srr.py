@@ -297,11 +297,24 @@ def fused_hits(rnd: SearchRound) -> list[Passage]:
 async def reflect(state: RAGState, runtime: Runtime[RunContext], params: ReflectParams) -> dict[str, Any]:
     """The judge: good (stop) or bad with feedback. An unusable answer counts as bad.
 
+    The judge is not asked about a round after which the budget allows no other (the loop ends
+    either way).
+
     A bad round stops the loop when a budget is used up or the round's expected UDCG did not
     rise above the best earlier round's.
     """
     ctx = runtime.context
     current = state.rounds[-1]
+    value = round_udcg(current)
+    history = [*state.udcg_history, value]
+    if state.budget.over() is not None:
+        # The budget allows no further round: good or bad, the loop ends here, so the judge's
+        # call would change nothing (one LLM call saved per run on a one-round CPU plan). The
+        # round stays unjudged and the router sends it on as the last one.
+        return {
+            "udcg_history": history,
+            **event(f"not judged: the last round the budget allows ({state.budget.over()})"),
+        }
     shown = fused_hits(current)[: params.max_hits]
     template = "reflect_premise" if params.style == "premise" else "reflect"
     errors: list[str] = []
@@ -315,8 +328,6 @@ async def reflect(state: RAGState, runtime: Runtime[RunContext], params: Reflect
     except LLMError as exc:
         errors = degraded(state, "reflect", "counted as bad", exc)
         verdict, feedback = "bad", "the judge could not be consulted"
-    value = round_udcg(current)
-    history = [*state.udcg_history, value]
     budget = state.budget
     if verdict == "bad":
         stop = budget.over()
@@ -340,11 +351,15 @@ async def reflect(state: RAGState, runtime: Runtime[RunContext], params: Reflect
 
 @router("reflect_verdict", outcomes=("good", "bad", "exhausted"))
 def reflect_verdict(state: RAGState) -> str:
-    """The judge's verdict, or ``exhausted`` when a budget / the gain rule stopped the loop."""
-    if state.budget.exhausted is not None:
-        return "exhausted"
+    """The judge's verdict, or ``exhausted`` when the loop ends without one.
+
+    That is when a budget / the gain rule stopped the loop, or when the last round the budget
+    allows went unjudged.
+    """
     last = state.rounds[-1].verdict if state.rounds else None
-    return last or "bad"
+    if state.budget.exhausted is not None or last is None:
+        return "exhausted"
+    return last
 
 
 class AggregateParams(_Params):

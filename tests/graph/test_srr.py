@@ -89,9 +89,28 @@ async def test_rounds_budget_exhausted(settings, retriever) -> None:
         structured={"_PlanOut": PLAN, "_Keep": keep_all, "_Verdict": {"verdict": "bad", "feedback": "more"}}
     )
     state = await run(settings, llm, retriever, graph="premise", max_rounds=2, min_gain=-1.0)
-    assert state.budget.rounds == 2 and state.budget.exhausted == "rounds"
-    assert node_path(state)[-1] == "aggregate"
+    assert state.budget.rounds == 2 and node_path(state)[-1] == "aggregate"
     assert state.results  # the best so far
+    # The judge said bad once; the second round is the last the budget allows: not judged.
+    assert [r.verdict for r in state.rounds] == ["bad", None] and llm.calls["_Verdict"] == 1
+    # A loop cut short by a budget still says so (the judge consulted, no round left).
+    llm = FakeLLM(
+        structured={"_PlanOut": PLAN, "_Keep": keep_all, "_Verdict": {"verdict": "bad", "feedback": "more"}}
+    )
+    state = await run(settings, llm, retriever, graph="premise", max_rounds=2, max_llm_calls=4, min_gain=-1.0)
+    assert state.budget.exhausted in {"llm_calls", "rounds"} and node_path(state)[-1] == "aggregate"
+
+
+async def test_the_last_round_the_budget_allows_is_not_judged(settings, retriever) -> None:
+    # One round (the cpu plan of srr): the judge's verdict could change nothing, so it is not asked.
+    llm = FakeLLM(
+        structured={"_PlanOut": PLAN, "_Keep": keep_all, "_Verdict": {"verdict": "bad"}},
+        answer=lambda m: "Shakespeare wrote it [1].",
+    )
+    state = await run(settings, llm, retriever, max_rounds=1)
+    assert "_Verdict" not in llm.calls and state.rounds[0].verdict is None
+    assert node_path(state)[3:5] == ["reflect", "aggregate"] and state.outcome == "answered"
+    assert state.budget.exhausted is None and len(state.udcg_history) == 1
 
 
 async def test_judge_failure_counts_as_bad_and_filter_failure_keeps_top(settings, retriever) -> None:
@@ -99,11 +118,11 @@ async def test_judge_failure_counts_as_bad_and_filter_failure_keeps_top(settings
         structured={"_PlanOut": PLAN, "_Keep": keep_all, "_Verdict": {"verdict": "good"}},
         fail={"_Verdict": {1}, "_Keep": {1, 2}},
     )
-    state = await run(settings, llm, retriever, graph="premise", max_rounds=2, min_gain=-1.0)
+    state = await run(settings, llm, retriever, graph="premise", max_rounds=3, min_gain=-1.0)
     assert state.rounds[0].verdict == "bad"
     assert any(e.startswith("reflect: counted as bad") for e in state.errors)
     assert any(e.startswith("filter: 2 of") for e in state.errors)
-    assert state.rounds[1].verdict == "good"
+    assert state.rounds[1].verdict == "good" and len(state.rounds) == 2
 
 
 async def test_sketch_failure_searches_the_question(settings, retriever) -> None:
