@@ -23,7 +23,8 @@ answer itself):
 The ``gpu`` plan changes nothing: the graphs' own parameters (the full Prism path) run.
 
 The plan is data: :data:`PLANS` maps profile → graph name → node params to merge and nodes to
-leave out. It applies to specs whose ``name`` is a shipped graph's (``rag``, ``crag``, ``srr``);
+leave out. It applies to specs whose ``name`` is a shipped graph's (``rag``, ``crag``, ``srr``,
+``premise``);
 a node it names that the spec lacks is ignored, so a custom spec of the same name is safe.
 
 Example:
@@ -99,6 +100,12 @@ PLANS: dict[ProfileName, dict[str, GraphPlan]] = {
                 "pack": _CPU_PACK,
                 "generate": _CPU_GENERATE,
             },
+            budgets={"max_rounds": 1},
+        ),
+        # Premise reasoning mode: one round of a short plan; each query's filter call sees 10
+        # hits (its prompt is the cost), and the last round is not judged (reflect).
+        "premise": GraphPlan(
+            params={"sketch": {"max_queries": 6}, "filter": {"max_hits": 10}},
             budgets={"max_rounds": 1},
         ),
     },

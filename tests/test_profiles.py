@@ -41,8 +41,16 @@ def test_plans_compile_and_keep_the_graph_connected(name: str) -> None:
     assert profiles.apply(spec, profiles.Profile("gpu", "test")) == spec
 
 
-def test_unknown_graph_and_missing_nodes_are_left_alone() -> None:
+def test_the_premise_reasoning_plan_on_cpu() -> None:
     spec = load_spec("premise")
+    cpu = load_graph(profiles.apply(spec, profiles.Profile("cpu", "test"))).spec
+    assert cpu.nodes["sketch"].params["max_queries"] == 6 and cpu.nodes["filter"].params["max_hits"] == 10
+    assert cpu.budgets["max_rounds"] == 1 and cpu.nodes["search"].params == spec.nodes["search"].params
+    assert profiles.apply(spec, profiles.Profile("gpu", "test")) == spec
+
+
+def test_unknown_graph_and_missing_nodes_are_left_alone() -> None:
+    spec = load_spec("premise").model_copy(update={"name": "my-premise"})
     assert profiles.apply(spec, profiles.Profile("cpu", "test")) == spec
     rag = load_spec("rag")
     trimmed = rag.model_copy(update={"nodes": {k: v for k, v in rag.nodes.items() if k != "pack"}})
