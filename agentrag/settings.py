@@ -583,6 +583,13 @@ class PremiseSettings(_Frozen):
     analyzer 0.320, plus ``k1`` 0.8 0.339 (``bench/premise_lexical.py``; ``k1`` was chosen on
     the same queries, so read the last step as tuned, not held out)."""
 
+    candidates: int = Field(default=200, ge=1)
+    """Hits taken from each side (BM25, dense) before hybrid fusion in a premise knowledge base
+    (``[retrieval] candidates`` for prose). Measured on the whole Mathlib tree, MathlibQR's 946
+    queries (``bench/premise_fusion.py``; tmm, α 0.8): nDCG@10 0.391 with 100, 0.398 with 200
+    (both halves of the queries gain: 0.381 -> 0.383 and 0.402 -> 0.414), at the same ~21 ms
+    per query. A deeper pool lets more one-sided hits meet their other side's score."""
+
     hyde: Literal["off", "natural", "all"] = "off"
     """Standard-mode premise search also retrieves with a hypothetical Lean declaration the
     generator writes for the query (HyDE, ``prompts/hyde_premise.jinja``), fused with the
@@ -598,7 +605,11 @@ class PremiseSettings(_Frozen):
 
     rerank_weight: float = Field(default=1.0, ge=0, le=1)
     """How the reranked order is made: ``w * score + (1 - w) * retrieval score``, both min-max
-    normalised over the candidates. 1: the reranker's order alone."""
+    normalised over the candidates. 1: the reranker's order alone (LeanSearch v2's, with 8B
+    models). With the default 1.5B model it does not pay at any weight: on the whole Mathlib
+    tree (44 MathlibQR queries, 20 candidates, ``bench/premise_rerank.py``) nDCG@10 0.369 by
+    retrieval, 0.220 reranked alone, 0.369 / 0.366 blended at 0.25 / 0.5, at 17 s per query
+    on the 2-core CPU. So standard mode does not rerank unless asked (``--rerank``)."""
 
 
 class Settings(BaseSettings):
@@ -643,12 +654,17 @@ class Settings(BaseSettings):
     """Premise knowledge bases (``agentrag premise``): their lexical analysis."""
 
     def for_premises(self) -> Settings:
-        """These settings as a premise knowledge base uses them: ``[premise.bm25]`` as the BM25 side.
+        """These settings as a premise knowledge base uses them (BM25 side and fusion depth).
+
+        ``[premise.bm25]`` replaces ``[retrieval.bm25]`` and ``[premise] candidates`` replaces
+        ``[retrieval] candidates``.
 
         ``agentrag premise`` and the premise examples open premise knowledge bases with them, so
         the index and the queries go through the same Lean analyzer.
         """
-        retrieval = self.retrieval.model_copy(update={"bm25": self.premise.bm25})
+        retrieval = self.retrieval.model_copy(
+            update={"bm25": self.premise.bm25, "candidates": self.premise.candidates}
+        )
         return self.model_copy(update={"retrieval": retrieval})
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"

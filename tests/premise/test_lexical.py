@@ -56,12 +56,14 @@ def test_the_analyzer_is_part_of_the_index_fingerprint() -> None:
     assert bm25_fingerprint(BM25Settings(analyzer="lean")) != bm25_fingerprint(BM25Settings())
 
 
-def test_premise_settings_use_the_lean_analyzer_and_leave_the_rest_alone() -> None:
+def test_premise_settings_use_the_lean_analyzer_and_their_depth_and_leave_the_rest_alone() -> None:
     settings = Settings.load(config=None)
     premise = settings.for_premises()
     assert premise.retrieval.bm25.analyzer == "lean"
     assert settings.retrieval.bm25.analyzer == "text"
-    assert premise.retrieval.model_dump(exclude={"bm25"}) == settings.retrieval.model_dump(exclude={"bm25"})
+    assert (premise.retrieval.candidates, settings.retrieval.candidates) == (200, 100)
+    rest = {"bm25", "candidates"}
+    assert premise.retrieval.model_dump(exclude=rest) == settings.retrieval.model_dump(exclude=rest)
 
 
 def test_lean_lexical_spells_notation_and_splits_names() -> None:
