@@ -176,7 +176,7 @@ class PlainProgress:
         print(f"{self.label}: {where}{extra}, {elapsed:.0f}s elapsed{eta}", file=sys.stderr, flush=True)
 
     def __call__(self, done: int, total: int, record: Any) -> None:
-        last = f", last {self.status(record)}" if self.status is not None else ""
+        last = f", {self.status(record)}" if self.status is not None else ""
         self._line(done, total, "queries", last, final=done == total)
 
     def ingest(self, event: IngestProgress) -> None:

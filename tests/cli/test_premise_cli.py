@@ -168,3 +168,14 @@ def test_real_subprocess(tmp_path: Path, lean_tree: Path) -> None:
         check=True,
     ).stdout
     assert json.loads(out)[0]["name"] == "Lattice"
+    run = subprocess.run(
+        [*cmd, "eval", "--data", str(QR), "--kb", "sub", "--limit", "3", "-c", "bm25,hybrid"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "eval bm25: 3/3 queries (100%), last " in run.stderr, run.stderr
+    assert "eval hybrid: 3/3 queries (100%)" in run.stderr
+    # The comparison table is rendered for the terminal (rich markdown) on stdout.
+    assert "ndcg@10 / recall@10" in run.stdout and "q1a_lean" in run.stdout
