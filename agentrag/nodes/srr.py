@@ -44,7 +44,9 @@ _Query = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, m
 class _StepOut(BaseModel):
     description: str = Field(max_length=160)
     reasoning: str = Field(max_length=160)
-    queries: list[_Query] = Field(min_length=1, max_length=2)
+    # A step may add no query: forced to write one, the 1.5B repeats an earlier query (20 of 20
+    # premise plans had repeats with a minimum of one query per step).
+    queries: list[_Query] = Field(min_length=0, max_length=2)
 
 
 class _PlanOut(BaseModel):
