@@ -523,9 +523,13 @@ def _setup(searcher: PremiseSearcher, config: EvalConfig) -> dict[str, str]:
     if config.mode == "standard" and config.hyde != "off":
         setup["generator"] = str(searcher.settings.generator.model)
     if config.mode == "reasoning":
+        spec = searcher.agent.spec
         setup["generator"] = str(searcher.settings.generator.model)
-        setup["graph"] = str(getattr(searcher.agent.spec, "name", ""))
+        setup["graph"] = str(getattr(spec, "name", ""))
         setup["budgets"] = searcher.settings.budgets.model_dump_json()
+        # The graph as it runs: the profile's plan (e.g. one round on cpu) changes the results.
+        setup["profile"] = searcher.agent.profile.name
+        setup["graph_budgets"] = json.dumps(getattr(spec, "budgets", {}), sort_keys=True)
     return setup
 
 
