@@ -28,7 +28,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("-k", type=int, default=5, help="declarations to show")
     parser.add_argument("--kb", default="premises", help="premise knowledge base name")
     parser.add_argument("--mode", choices=["hybrid", "bm25", "dense"], default="hybrid")
-    parser.add_argument("--rerank", action="store_true", help="rerank candidates ([rerank] settings)")
+    parser.add_argument("--rerank", action="store_true", help="rerank with the [reranker] model (yes/no)")
     parser.add_argument("--hyde", choices=["off", "natural", "all"], help="HyDE (default: [premise] hyde)")
     args = parser.parse_args(argv)
 
