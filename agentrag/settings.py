@@ -451,8 +451,11 @@ class KBSettings(_Frozen):
     embed_title: bool = True
     """Embed ``title + "\\n" + chunk`` rather than the chunk alone (titles carry topic words)."""
 
-    embed_batch: int = Field(default=256, ge=1)
-    """Chunks embedded and written per step of an ingest (one crash-safe unit of work)."""
+    embed_batch: int = Field(default=1024, ge=1)
+    """Chunks embedded and written per step of an ingest (one crash-safe unit of work). The
+    embedder sorts each step's texts by length before batching them, so a larger step pads less:
+    indexing Mathlib/Order (16,364 declarations, ONNX int8, 2 cores) embedded 190 declarations/s
+    at 256 and 232 at 1024 (+22 %); a crash loses at most one step."""
 
     @field_validator("default_name")
     @classmethod
