@@ -21,8 +21,13 @@ What is timed, per vector kind:
 - ``candidates`` alone (ids + similarities: what hybrid search asks the store for), next to
   ``search`` (the old path: text and metadata for every candidate) for contrast;
 - BM25 alone;
-- hybrid: both sides concurrently in threads (as the KB searcher runs them), convex fusion
-  (the default), and the final k records read back: p50/p95 and the ratio to the slower side;
+- hybrid: the knowledge base's own read path, :meth:`agentrag.kb.searcher.Searcher.asearch`
+  over a real manifest (SQLite) and the BM25 sidecar built from it, with a query "embedder"
+  that returns the precomputed query vector (no model): freshness check, both sides, convex
+  fusion (the default) and the final k passages read from the manifest. p50/p95 and the ratio
+  to the slower side (the fusion overhead);
+- hybrid, inline: the minimal version of the same (both sides in two threads, fusion, the
+  final k records from the store), for contrast with earlier runs of this bench;
 - ANN recall@10: the store's candidates against exact numpy search on the same vectors.
 
 Memory: vectors are generated in blocks and kept once (float32, 1.5 GB at 1M) for the exact
@@ -45,11 +50,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agentrag.retrieve.bm25 import BM25Index  # noqa: E402
+from agentrag.ingest.manifest import Manifest  # noqa: E402
+from agentrag.kb.searcher import Searcher, StoreHandle  # noqa: E402
+from agentrag.kb.sidecar import BM25Sidecar  # noqa: E402
 from agentrag.retrieve.fusion import convex  # noqa: E402
-from agentrag.settings import BM25Settings, HnswSettings  # noqa: E402
+from agentrag.settings import HnswSettings, RetrievalSettings  # noqa: E402
 from agentrag.stores.base import VectorRecord  # noqa: E402
 from agentrag.stores.chroma import ChromaStore  # noqa: E402
+from agentrag.types import Chunk  # noqa: E402
 
 DIM = 384
 VOCAB = 50_000
@@ -116,6 +124,16 @@ def exact_top(matrix: np.ndarray, queries: np.ndarray, k: int) -> list[set[int]]
     return out
 
 
+class QueryVectors:
+    """The searcher's query embedder: the precomputed vector of each query (embedding excluded)."""
+
+    def __init__(self, queries: list[str], vectors: np.ndarray) -> None:
+        self.vectors = dict(zip(queries, vectors, strict=True))
+
+    async def aembed_query(self, text: str) -> np.ndarray:
+        return self.vectors[text]
+
+
 def run_kind(kind: str, args: argparse.Namespace) -> dict[str, float]:
     folder = args.out / f"{kind}-{args.n}"
     shutil.rmtree(folder, ignore_errors=True)
@@ -129,12 +147,12 @@ def run_kind(kind: str, args: argparse.Namespace) -> dict[str, float]:
         sync_threshold=args.sync_threshold,
     )
     store = ChromaStore.persistent(folder / "chroma", "bench", batch_size=100_000, hnsw=hnsw)
+    manifest = Manifest(folder / "manifest.sqlite")
     gen = Vectors(kind)
     rng = np.random.default_rng(1)
     vocab = np.array([f"w{i}" for i in range(VOCAB)])
     matrix = np.empty((args.n, DIM), dtype=np.float32)
-    texts: list[str] = []
-    t_store = 0.0
+    t_store = t_manifest = 0.0
     t0 = time.perf_counter()
     for start in range(0, args.n, BLOCK):
         m = min(BLOCK, args.n - start)
@@ -142,7 +160,30 @@ def run_kind(kind: str, args: argparse.Namespace) -> dict[str, float]:
         matrix[start : start + m] = vecs
         words = rng.zipf(1.2, size=(m, WORDS)) % VOCAB
         block_texts = [" ".join(vocab[words[j]]) + f" id{start + j}." for j in range(m)]
-        texts.extend(block_texts)
+        # One document per chunk, committed as the KB's writer commits (prepare, then commit).
+        docs = [
+            (
+                f"d{start + j}",
+                f"doc{start + j}.txt",
+                f"h{start + j}",
+                len(block_texts[j]),
+                [
+                    Chunk(
+                        id=f"c{start + j}",
+                        text=block_texts[j],
+                        source=f"doc{start + j}.txt",
+                        doc_id=f"d{start + j}",
+                        end=len(block_texts[j]),
+                        metadata={"bucket": j % 10},
+                    )
+                ],
+            )
+            for j in range(m)
+        ]
+        t = time.perf_counter()
+        manifest.prepare(docs)
+        manifest.commit([d[0] for d in docs])
+        t_manifest += time.perf_counter() - t
         recs = [
             VectorRecord(id=f"c{start + j}", vector=vecs[j], text=block_texts[j], metadata={"bucket": j % 10})
             for j in range(m)
@@ -157,14 +198,17 @@ def run_kind(kind: str, args: argparse.Namespace) -> dict[str, float]:
             flush=True,
         )
     t_build = time.perf_counter() - t0
+    retrieval = RetrievalSettings(candidates=args.candidates)
+    sidecar = BM25Sidecar(folder / "bm25", manifest, retrieval.bm25)
     t = time.perf_counter()
-    bm25 = BM25Index.build(texts, list(range(args.n)), BM25Settings(), version=1)
+    bm25 = sidecar.rebuild()  # from the manifest, as a KB writer publishes it
     t_bm25_build = time.perf_counter() - t
-    del texts
+    rowid_to_id = dict(manifest.live_ids_by_rowids(bm25.rowids.tolist()))
     gc.collect()
     print(
         f"[{kind}] build: {args.n:,} vectors in {t_store:.1f}s of upsert = {args.n / t_store:,.0f}/s "
-        f"(wall incl. generation {t_build:.1f}s); BM25 build {t_bm25_build:.1f}s; RSS {rss()[0]:.2f} GiB"
+        f"(wall incl. generation {t_build:.1f}s); manifest {t_manifest:.1f}s; BM25 build "
+        f"{t_bm25_build:.1f}s; RSS {rss()[0]:.2f} GiB"
     )
 
     qrng = np.random.default_rng(2)
@@ -179,18 +223,37 @@ def run_kind(kind: str, args: argparse.Namespace) -> dict[str, float]:
     t_search = timed(lambda i: store.search(qvecs[i], depth), min(args.queries, 50))
     t_bm25 = timed(lambda i: bm25.search(queries[i], depth), args.queries)
 
-    async def hybrid(i: int) -> list[VectorRecord]:
+    searcher = Searcher(
+        name="bench",
+        manifest=manifest,
+        stores=StoreHandle(store, None, manifest.version),
+        sidecar=sidecar,
+        embedder=QueryVectors(queries, qvecs),  # type: ignore[arg-type]
+        retrieval=retrieval,
+    )
+
+    async def hybrid(i: int) -> list:
+        return await searcher.asearch(
+            queries[i], 10, "hybrid", None, fusion=None, alpha=None, candidates=depth
+        )
+
+    async def inline(i: int) -> list[VectorRecord]:
         lex, dense = await asyncio.gather(
             asyncio.to_thread(bm25.search, queries[i], depth),
             asyncio.to_thread(store.candidates, qvecs[i], depth),
         )
-        fused = convex({f"c{r}": s for r, s in lex}, dict(dense), alpha=0.8, method="tmm")
+        fused = convex({rowid_to_id[r]: s for r, s in lex}, dict(dense), alpha=0.8, method="tmm")
         top = sorted(fused, key=lambda d: -fused[d])[:10]
         return await asyncio.to_thread(store.get, top)
 
     loop = asyncio.new_event_loop()
     loop.run_until_complete(hybrid(0))
-    t_hybrid = timed(lambda i: loop.run_until_complete(hybrid(i)), args.queries)
+    loop.run_until_complete(inline(0))
+    # Interleaved, so that load on a shared machine falls on both alike.
+    t_hybrid, t_inline = [], []
+    for i in range(args.queries):
+        t_hybrid += timed(lambda _, i=i: loop.run_until_complete(hybrid(i)), 1)
+        t_inline += timed(lambda _, i=i: loop.run_until_complete(inline(i)), 1)
     loop.close()
 
     truth = exact_top(matrix, qvecs, 10)
@@ -218,7 +281,8 @@ def run_kind(kind: str, args: argparse.Namespace) -> dict[str, float]:
         f"{kind}: {depth} candidates (ids+scores)": t_cand,
         f"{kind}: search with text+metadata": t_search,
         f"{kind}: bm25s alone": t_bm25,
-        f"{kind}: hybrid k=10": t_hybrid,
+        f"{kind}: hybrid k=10 (KB searcher)": t_hybrid,
+        f"{kind}: hybrid k=10, inline (old row)": t_inline,
     }
     for name, xs in rows.items():
         print(
@@ -227,9 +291,14 @@ def run_kind(kind: str, args: argparse.Namespace) -> dict[str, float]:
         )
     slower = max(statistics.median(t_cand), statistics.median(t_bm25))
     ratio = statistics.median(t_hybrid) / slower
-    print(f"[{kind}] ANN recall@10 vs exact = {recall:.3f}; hybrid p50 / slower side p50 = {ratio:.2f}x")
+    inline_ratio = statistics.median(t_inline) / slower
+    print(
+        f"[{kind}] ANN recall@10 vs exact = {recall:.3f}; hybrid p50 / slower side p50 = {ratio:.2f}x "
+        f"(KB searcher), {inline_ratio:.2f}x (inline)"
+    )
     print(f"[{kind}] peak RSS {rss()[1]:.2f} GiB")
     store.close()
+    manifest.close()
     gc.collect()
     if not args.keep:
         shutil.rmtree(folder, ignore_errors=True)

@@ -9,12 +9,15 @@ its HNSW graph in memory and does not see another process's writes otherwise).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import contextvars
+import functools
 import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import numpy as np
 
@@ -40,6 +43,8 @@ __all__ = ["Searcher", "StoreHandle"]
 log = logging.getLogger(__name__)
 
 _MASK_CACHE = 32
+
+T = TypeVar("T")
 # Backends whose open handle caches the index in this process; a server backend always
 # answers with what the server has.
 _EMBEDDED = frozenset({"chroma", "memory"})
@@ -203,28 +208,78 @@ class Searcher:
         candidates: int | None,
         normalization: Normalization | None = None,
     ) -> list[Passage]:
-        """Search (arguments already validated: see :meth:`agentrag.kb.KnowledgeBase.asearch`)."""
-        cfg = self.retrieval
+        """Search (arguments already validated: see :meth:`agentrag.kb.KnowledgeBase.asearch`).
+
+        The search is one worker-thread call (:meth:`_search`): a hop between the event loop
+        and a thread costs a wake-up on each side, which on a busy machine is a wait for a
+        core, while the manifest reads and the fusion take well under a millisecond each. The
+        query is embedded on the loop's side meanwhile, so a slow embedder overlaps the
+        freshness check and the BM25 side.
+        """
         if mode not in ("hybrid", "bm25", "dense"):
             raise RetrievalError(f"unknown search mode {mode!r}", hint="use hybrid, bm25 or dense")
         if not query.strip():
             return []
         flt = to_filter(filters)
-        depth = max(candidates or cfg.candidates, k)
-        index = await asyncio.to_thread(self.refresh)
+        depth = max(candidates or self.retrieval.candidates, k)
+        vector: concurrent.futures.Future[NDArray[np.float32]] | None = None
+        embedding: asyncio.Future[NDArray[np.float32]] | None = None
+        if mode != "bm25":
+            vector = concurrent.futures.Future()
+            embedding = asyncio.ensure_future(self.embedder.aembed_query(query))
+            embedding.add_done_callback(functools.partial(_relay, vector))
+        # Its own pool, not the loop's default executor: the search thread may wait for the
+        # embedding, which a local embedder computes in a default-executor thread; with every
+        # default thread waiting here, that embedding would never start.
+        loop = asyncio.get_running_loop()
+        call = functools.partial(
+            contextvars.copy_context().run,
+            self._search,
+            query,
+            k,
+            mode,
+            flt,
+            depth,
+            None if vector is None else functools.partial(_wait, vector, loop),
+            fusion=fusion,
+            alpha=alpha,
+            normalization=normalization,
+        )
+        try:
+            return await loop.run_in_executor(_pool("search"), call)
+        finally:
+            if embedding is not None and not embedding.done():
+                embedding.cancel()  # the search failed or was cancelled: the vector is not wanted
 
-        async def lexical() -> list[tuple[str, float]]:
-            if mode == "dense":
-                return []
-            return await asyncio.to_thread(self.bm25_hits, index, query, depth, flt)
-
-        async def dense() -> list[tuple[str, float]]:
-            if mode == "bm25":
-                return []
-            vector = await self.embedder.aembed_query(query)
-            return await asyncio.to_thread(self.dense_hits, vector, depth, flt)
-
-        bm25_hits, dense_hits = await asyncio.gather(lexical(), dense())
+    def _search(
+        self,
+        query: str,
+        k: int,
+        mode: SearchMode,
+        flt: Filter | None,
+        depth: int,
+        vector: Callable[[], NDArray[np.float32]] | None,
+        *,
+        fusion: Literal["rrf", "convex"] | None,
+        alpha: float | None,
+        normalization: Normalization | None,
+    ) -> list[Passage]:
+        """The blocking search: freshness, both sides at once, fusion, the final k passages."""
+        cfg = self.retrieval
+        index = self.refresh()
+        lexical: concurrent.futures.Future[list[tuple[str, float]]] | None = None
+        bm25_hits: list[tuple[str, float]] = []
+        dense_hits: list[tuple[str, float]] = []
+        if mode == "hybrid":
+            # BM25 in a helper thread beside the dense side in this one: Chroma's query releases
+            # the GIL, and bm25s spends much of its time in numpy.
+            lexical = _pool("bm25").submit(self.bm25_hits, index, query, depth, flt)
+        elif mode == "bm25":
+            bm25_hits = self.bm25_hits(index, query, depth, flt)
+        if vector is not None:
+            dense_hits = self.dense_hits(vector(), depth, flt)
+        if lexical is not None:
+            bm25_hits = lexical.result()
         bm25 = dict(bm25_hits)
         dense_scores = dict(dense_hits)
         method = "bm25" if mode == "bm25" else "dense" if mode == "dense" else fusion or cfg.fusion
@@ -243,10 +298,14 @@ class Searcher:
             fused = convex(bm25, dense_scores, alpha=a, method=normalization or cfg.normalization)
         order = sorted(fused, key=lambda d: (-fused[d], d))
         passages: list[Passage] = []
-        step = max(2 * k, 32)
-        for start in range(0, len(order), step):
+        start = 0
+        while start < len(order):
+            # The first read asks for k records (usually all live: one small query); when some
+            # are not (an ingest in flight, a deletion), the next reads take bigger steps.
+            step = k if start == 0 else max(2 * k, 32)
             part = order[start : start + step]
-            chunks = await asyncio.to_thread(self.manifest.live_by_ids, part)
+            start += step
+            chunks = self.manifest.live_by_ids(part)
             for cid in part:
                 chunk = chunks.get(cid)
                 if chunk is None:
@@ -262,3 +321,39 @@ class Searcher:
                 if len(passages) == k:
                     return passages
         return passages
+
+
+def _relay(target: concurrent.futures.Future[T], source: asyncio.Future[T]) -> None:
+    """Hand an event-loop future's outcome to a thread that waits on ``target``."""
+    if source.cancelled():
+        target.cancel()
+    elif (exc := source.exception()) is not None:
+        target.set_exception(exc)
+    else:
+        target.set_result(source.result())
+
+
+def _wait(future: concurrent.futures.Future[T], loop: asyncio.AbstractEventLoop) -> T:
+    """``future``'s result, set by ``loop``; gives up if the loop stops first (never hangs at exit)."""
+    while True:
+        try:
+            return future.result(timeout=0.5)
+        except TimeoutError:
+            if loop.is_closed() or not loop.is_running():
+                raise RetrievalError("the event loop stopped while the query was being embedded") from None
+
+
+_POOLS: dict[str, concurrent.futures.ThreadPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _pool(name: Literal["search", "bm25"]) -> concurrent.futures.ThreadPoolExecutor:
+    # Two pools: a search thread waits for its BM25 side, so that side must not queue behind
+    # other searches in the same pool. Small: there is nothing to gain past the core count,
+    # and a busy pool only queues (no thread waits for anything in its own pool).
+    with _POOLS_LOCK:
+        pool = _POOLS.get(name)
+        if pool is None:
+            pool = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix=f"agentrag-{name}")
+            _POOLS[name] = pool
+        return pool

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ValidationError
 
 from agentrag._deadline import check, clamp
 from agentrag.errors import LLMError, LLMOutputError, LLMTimeoutError, LLMUnsupportedError
-from agentrag.llm._litellm import litellm, translate, usage_of
+from agentrag.llm._litellm import litellm, price_self_hosted, translate, usage_of
 from agentrag.llm.transport import (
     RetryPolicy,
     Transport,
@@ -209,6 +209,8 @@ class LLMClient:
                 self._provider = str(litellm().get_llm_provider(self.model)[1])
             except Exception:  # an unknown provider is litellm's to report, at call time
                 self._provider = ""
+            if self._provider == "hosted_vllm":
+                price_self_hosted(self.model)
         return self._provider
 
     def _client_kwargs(self, base: str, *, text: bool) -> dict[str, Any]:

@@ -259,6 +259,18 @@ def test_reopen_after_restart(backend: Backend) -> None:
     assert again.get(["c0007"]) == []
 
 
+def test_queries_on_an_empty_store_decide_nothing(backend: Backend) -> None:
+    store = backend.open()
+    assert store.candidates(np.ones(3, dtype=np.float32), k=5) == []  # not the store's dimension
+    assert store.search(np.ones(3, dtype=np.float32), k=5) == []
+    recs = _records(4)
+    store.upsert(recs)  # the first write decides the dimension, not the query before it
+    assert len(store.candidates(recs[0].vector, k=10)) == 4  # type: ignore[arg-type]
+    store.delete([r.id for r in recs])
+    assert store.candidates(recs[0].vector, k=10) == []  # type: ignore[arg-type]
+    assert store.search(recs[0].vector, k=10) == []  # type: ignore[arg-type]
+
+
 def test_wrong_dimension_is_a_store_error(backend: Backend) -> None:
     store = backend.open()
     store.upsert(_records(5))
