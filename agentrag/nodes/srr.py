@@ -309,14 +309,16 @@ async def reflect(state: RAGState, runtime: Runtime[RunContext], params: Reflect
     current = state.rounds[-1]
     value = round_udcg(current)
     history = [*state.udcg_history, value]
-    if state.budget.over() is not None:
+    over = state.budget.over()
+    if over is not None:
         # The budget allows no further round: good or bad, the loop ends here, so the judge's
         # call would change nothing (one LLM call saved per run on a one-round CPU plan). The
-        # round stays unjudged and the router sends it on as the last one.
-        return {
-            "udcg_history": history,
-            **event(f"not judged: the last round the budget allows ({state.budget.over()})"),
-        }
+        # round stays unjudged and the router sends it on as the last one. Rounds run as
+        # planned are not a cut; calls, tokens or time running out are, and say so.
+        update: dict[str, Any] = {"udcg_history": history}
+        if over != "rounds":
+            update["budget"] = state.budget.model_copy(update={"exhausted": over})
+        return {**update, **event(f"not judged: the last round the budget allows ({over})")}
     shown = fused_hits(current)[: params.max_hits]
     template = "reflect_premise" if params.style == "premise" else "reflect"
     errors: list[str] = []
