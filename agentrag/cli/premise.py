@@ -398,12 +398,19 @@ def evaluate(
     fmt_used: EvalFormat = "mpr" if queries[0].groups else "mathlibqr"
     # Every configuration is checked before the first one runs (a typo fails now, not in an hour).
     if specs:
-        runs = [(spec, config_from_spec(spec, k=k, candidates=candidates, fmt=fmt_used)) for spec in specs]
         runs = [
-            (spec, c.model_copy(update={"max_rounds": max_rounds, "max_seconds": max_seconds}))
-            if c.mode == "reasoning"
-            else (spec, c)
-            for spec, c in runs
+            (
+                spec,
+                config_from_spec(
+                    spec,
+                    k=k,
+                    candidates=candidates,
+                    fmt=fmt_used,
+                    max_rounds=max_rounds,
+                    max_seconds=max_seconds,
+                ),
+            )
+            for spec in specs
         ]
     else:
         single = EvalConfig(

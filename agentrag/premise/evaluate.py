@@ -377,13 +377,20 @@ class EvalConfig(_Frozen):
 
 
 def config_from_spec(
-    spec: str, *, k: int = 10, candidates: int = 50, fmt: EvalFormat = "mathlibqr"
+    spec: str,
+    *,
+    k: int = 10,
+    candidates: int = 50,
+    fmt: EvalFormat = "mathlibqr",
+    max_rounds: int | None = None,
+    max_seconds: float | None = None,
 ) -> EvalConfig:
     """An evaluation configuration from its short name (``agentrag premise eval --config``).
 
     ``reasoning`` is the reasoning mode; otherwise a retrieval (``bm25``, ``dense``, ``hybrid``)
     followed by steps: ``+rerank`` (rerank ``candidates`` hits), ``+hyde`` (HyDE on
-    natural-language queries), ``+hyde-all`` (HyDE on every query).
+    natural-language queries), ``+hyde-all`` (HyDE on every query). ``max_rounds`` and
+    ``max_seconds`` budget the reasoning mode (standard configurations ignore them).
 
     Raises:
         ConfigError: An unknown retrieval or step.
@@ -398,7 +405,14 @@ def config_from_spec(
     hint = "use reasoning, or bm25|dense|hybrid followed by +rerank, +hyde or +hyde-all (e.g. hybrid+rerank)"
     name = spec.strip()
     if name == "reasoning":
-        return EvalConfig(format=fmt, mode="reasoning", k=k, candidates=candidates)
+        return EvalConfig(
+            format=fmt,
+            mode="reasoning",
+            k=k,
+            candidates=candidates,
+            max_rounds=max_rounds,
+            max_seconds=max_seconds,
+        )
     retrieval, *steps = name.split("+")
     if retrieval not in ("hybrid", "bm25", "dense"):
         raise ConfigError(

@@ -35,6 +35,15 @@ def premise_kb(
     kb.close()
 
 
+def unreachable(settings: Any, role: str) -> Any:
+    """``settings`` with the ``role`` endpoint (generator, reranker) on a port nobody listens on."""
+    down = f"http://127.0.0.1:{free_port()}/v1"
+    endpoint = getattr(settings, role).model_copy(
+        update={"api_base": [down], "max_retries": 0, "timeout_s": 5.0}
+    )
+    return settings.model_copy(update={role: endpoint})
+
+
 def free_port() -> int:
     """A local TCP port nobody listens on (a real connection error for a client)."""
     with socket.socket() as s:

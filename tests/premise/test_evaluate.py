@@ -150,6 +150,9 @@ def test_config_specs() -> None:
     assert (c.search_mode, c.rerank, c.candidates, c.hyde) == ("hybrid", True, 20, "all")
     assert config_from_spec(" dense+hyde ").hyde == "natural"
     assert config_from_spec("reasoning", fmt="mpr").model_dump()["mode"] == "reasoning"
+    capped = config_from_spec("reasoning", max_rounds=1, max_seconds=30.0)
+    assert capped.budget() == {"max_rounds": 1, "max_wall_s": 30.0}
+    assert config_from_spec("hybrid", max_rounds=1).budget() is None
     for bad in ("sparse", "hybrid+rerunk", "hybrid+rerank+rerank", "bm25+hyde+hyde-all", "hybrid+", ""):
         with pytest.raises(ConfigError) as err:
             config_from_spec(bad)

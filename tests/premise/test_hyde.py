@@ -17,7 +17,7 @@ import pytest
 
 from agentrag.premise.hyde import HYDE_MAX_TOKENS, clean_declaration, hyde_applies, hypothesize
 from agentrag.premise.search import PremiseSearcher
-from tests.premise.conftest import free_port
+from tests.premise.conftest import free_port, unreachable
 from tests.support.fakes import FakeLLM
 
 DATA = Path(__file__).parent / "data"
@@ -124,9 +124,7 @@ async def test_hyde_falls_back_when_the_model_fails(premise_kb: Any) -> None:
 
 async def test_hyde_with_the_real_client_and_no_server(premise_kb: Any) -> None:
     settings, kb = premise_kb
-    down = f"http://127.0.0.1:{free_port()}/v1"
-    gen = settings.generator.model_copy(update={"api_base": [down], "max_retries": 0, "timeout_s": 5.0})
-    offline = settings.model_copy(update={"generator": gen})
+    offline = unreachable(settings, "generator")
     plain = await PremiseSearcher(kb, settings=settings).asearch(KAN, k=5)
     result = await PremiseSearcher(kb, settings=offline).arun(KAN, k=5, hyde="natural")
     assert result.degraded and "hyde: cannot reach" in result.errors[0], result.errors

@@ -14,7 +14,7 @@ import pytest
 from agentrag.premise.search import PremiseSearcher, blend
 from agentrag.rerank.yesno import YesNoReranker
 from agentrag.types import Passage
-from tests.premise.conftest import free_port
+from tests.premise.conftest import unreachable
 from tests.support.fakes import FakeLLM
 
 LATTICE = (
@@ -85,9 +85,7 @@ async def test_rerank_reorders_by_the_model_and_blends(premise_kb: Any) -> None:
 
 async def test_rerank_with_no_server_keeps_the_retrieval_order(premise_kb: Any) -> None:
     settings, kb = premise_kb
-    down = f"http://127.0.0.1:{free_port()}/v1"
-    endpoint = settings.reranker.model_copy(update={"api_base": [down], "max_retries": 0, "timeout_s": 5.0})
-    offline = settings.model_copy(update={"reranker": endpoint})
+    offline = unreachable(settings, "reranker")
     plain = await PremiseSearcher(kb, settings=settings).asearch(LATTICE, k=5)
     result = await PremiseSearcher(kb, settings=offline).arun(LATTICE, k=5, rerank=True, candidates=10)
     assert result.degraded and result.errors[0].startswith("rerank:"), result.errors
