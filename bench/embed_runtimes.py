@@ -1,6 +1,7 @@
 """Embedding runtimes side by side, in one run: quality on SciFact train and throughput.
 
-For each runtime (torch fp32, ONNX Runtime fp32, ONNX Runtime int8) over the same model
+For each runtime (torch fp32, ONNX Runtime fp32, ONNX Runtime int8, OpenVINO at the CPU's float
+precision: bf16 on a bf16 CPU) over the same model
 (all-MiniLM-L6-v2 from its package), with no vector cache:
 
 - SciFact train, dense only, whole abstracts (title + newline + text, cut at the model's window):
@@ -67,8 +68,8 @@ def main() -> None:
     ap.add_argument("--mathlib", type=Path, default=Path("/work/data/mathlib4"))
     ap.add_argument("--decls", type=int, default=2000)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--runtimes", default="torch,onnx,onnx-int8")
+    ap.add_argument("--batch-size", type=int, default=None, help="default: each runtime's own")
+    ap.add_argument("--runtimes", default="torch,onnx,onnx-int8,openvino")
     ap.add_argument(
         "--scifact-runtimes",
         default=None,
@@ -107,7 +108,7 @@ def main() -> None:
     for rt in args.runtimes.split(","):
         if rt == "torch":
             emb: SentenceTransformerEmbedder = SentenceTransformerEmbedder(
-                threads=args.threads, batch_size=args.batch_size
+                threads=args.threads, batch_size=args.batch_size or 64
             )
         else:
             emb = OnnxEmbedder(

@@ -13,7 +13,13 @@ shared, so drift shows up as a difference between the two).
 Target: pipeline time / raw encode time < 1.10.
 
 ``--runtimes torch,onnx-int8`` instead times the whole ingest once per embedder runtime (same
-docs, cache off, one run) and prints the speed-up over torch (target: onnx-int8 >= 4x).
+docs, cache off, one run) and prints the speed-up over torch.
+
+``--against REV`` compares whole products rather than runtimes: the tree of git revision REV
+(e.g. ``8067e08``, the code when the ingest target was set) and this tree each ingest the same
+docs with their own default settings, in fresh data folders, in child processes run alternately
+(``--rounds`` times each), model load and warm-up outside the timing. The speed-up is old
+seconds / new seconds (target: >= 4x).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -50,9 +57,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--docs", type=int, default=5183)
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the runtime's own")
     parser.add_argument("--runtimes", default=None, help="e.g. torch,onnx-int8: ingest once per runtime")
+    parser.add_argument(
+        "--against", default=None, metavar="REV", help="compare with the tree of git revision REV"
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="with --against: ingests per tree, alternating")
     args = parser.parse_args()
+    if args.against:
+        compare_trees(args)
+        return
     if args.runtimes:
         compare_runtimes(args)
         return
@@ -69,6 +83,7 @@ def main() -> None:
                 if i >= args.docs:
                     break
                 dst.write(line)
+        args.batch_size = args.batch_size or 64
         emb = RecordingEmbedder(cache_path=None, threads=args.threads, batch_size=args.batch_size)
         model = emb.model  # load before timing anything
         model.encode(["warm up"] * 8, batch_size=8)
@@ -162,6 +177,83 @@ def compare_runtimes(args: argparse.Namespace) -> None:
                 f"{rt}: {row['seconds']:.1f}s, {row['chunks'] / row['seconds']:.1f} chunks/s, "
                 f"x{first / row['seconds']:.2f}"
             )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# Runs inside each tree (old API and new are the same here): default settings, timed ingest only.
+_DRIVER = """
+import json, sys, time
+from pathlib import Path
+import agentrag
+from agentrag.embed import embedder_from_settings
+from agentrag.kb import KnowledgeBase
+from agentrag.settings import Settings
+settings = Settings.load(config=None, data_dir=Path(sys.argv[1]))
+emb = embedder_from_settings(settings)
+emb.embed_documents(["warm up"])
+kb = KnowledgeBase.open(settings, "bench", embedder=emb)
+t0 = time.perf_counter()
+report = kb.ingest([sys.argv[2]])
+seconds = time.perf_counter() - t0
+kb.close()
+print(json.dumps({"seconds": seconds, "chunks": report.chunks_added, "from": agentrag.__file__}))
+"""
+
+
+def compare_trees(args: argparse.Namespace) -> None:
+    """The same SciFact ingest by the tree of ``args.against`` and by this tree, alternately."""
+    import os
+    import subprocess
+
+    data = next(
+        p / "shared" / "data" / "scifact"
+        for p in ROOT.parents
+        if (p / "shared" / "data" / "scifact").is_dir()
+    )
+    work = Path(tempfile.mkdtemp(prefix="agentrag-ingest-bench-"))
+    try:
+        corpus = work / "corpus.jsonl"
+        with (data / "corpus.jsonl").open() as src, corpus.open("w") as dst:
+            for i, line in enumerate(src):
+                if i >= args.docs:
+                    break
+                dst.write(line)
+        old = work / "old"
+        old.mkdir()
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", args.against, "agentrag", "prompts", "graphs"],
+            check=True,
+            capture_output=True,
+        ).stdout
+        subprocess.run(["tar", "x", "-C", str(old)], input=archive, check=True)
+        trees = {args.against: old, "this tree": ROOT}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTRAG_")}
+        times: dict[str, list[float]] = {name: [] for name in trees}
+        for r in range(args.rounds):
+            for name, tree in trees.items():
+                out = subprocess.run(
+                    [sys.executable, "-c", _DRIVER, str(work / f"data-{r}-{tree.name}"), str(corpus)],
+                    cwd=work,
+                    env={**env, "PYTHONPATH": str(tree)},
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout
+                row = json.loads(out.strip().splitlines()[-1])
+                # An installed agentrag must not shadow the tree under test.
+                assert Path(row["from"]).is_relative_to(tree), row["from"]
+                times[name].append(row["seconds"])
+                print(
+                    f"round {r + 1} {name}: {row['seconds']:.1f}s, {row['chunks']} chunks, "
+                    f"{row['chunks'] / row['seconds']:.1f} chunks/s",
+                    flush=True,
+                )
+        old_s, new_s = (statistics.median(times[name]) for name in trees)
+        print(
+            f"{args.against}: {old_s:.1f}s  this tree: {new_s:.1f}s  speed-up x{old_s / new_s:.2f} "
+            f"(median of {args.rounds})"
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -1,4 +1,4 @@
-"""Embedders: a local model (ONNX Runtime or torch) and OpenAI-compatible ``/v1/embeddings``."""
+"""Embedders: a local model (OpenVINO, ONNX Runtime or torch) and OpenAI-compatible ``/v1/embeddings``."""
 
 from __future__ import annotations
 
@@ -52,18 +52,18 @@ def embedder_from_settings(settings: Settings) -> CachedEmbedder:
             api_base=cfg.api_base,
             api_key=cfg.api_key.get_secret_value() if cfg.api_key else None,
             timeout_s=cfg.timeout_s,
-            batch_size=cfg.batch_size,
+            batch_size=cfg.batch_size or 64,
             normalize=cfg.normalize,
             cache_path=cache,
             query_prefix=cfg.query_prefix,
             document_prefix=cfg.document_prefix,
         )
     if cfg.runtime != "torch" and cfg.device == "cpu":
-        from agentrag.embed.onnx import OnnxEmbedder
+        from agentrag.embed.onnx import OnnxEmbedder, preferred_cpu_runtime
 
         return OnnxEmbedder(
             cfg.model,
-            runtime=cfg.runtime,
+            runtime=preferred_cpu_runtime() if cfg.runtime == "auto" else cfg.runtime,
             export_dir=cfg.export_dir or settings.server.home / "onnx",
             batch_size=cfg.batch_size,
             threads=cfg.threads,
@@ -75,7 +75,7 @@ def embedder_from_settings(settings: Settings) -> CachedEmbedder:
     return SentenceTransformerEmbedder(
         cfg.model,
         device=cfg.device,
-        batch_size=cfg.batch_size,
+        batch_size=cfg.batch_size or 64,
         threads=cfg.threads,
         normalize=cfg.normalize,
         cache_path=cache,

@@ -249,15 +249,19 @@ class CachedEmbedder(ABC):
         # Sort by length so each batch pads to a similar length (padding is wasted compute:
         # one long text in a batch of short ones makes the whole batch long), then restore order.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
-        ordered = [texts[i] for i in order]
-        out = [
-            self._embed_batch(ordered[i : i + self.batch_size])
-            for i in range(0, len(ordered), self.batch_size)
-        ]
-        vectors = np.concatenate(out).astype(np.float32, copy=False)
+        vectors = self._embed_sorted([texts[i] for i in order]).astype(np.float32, copy=False)
         result = np.empty_like(vectors)
         result[order] = vectors
         return result
+
+    def _embed_sorted(self, texts: list[str]) -> NDArray[np.float32]:
+        """Embed texts sorted by length, one ``batch_size`` slice per :meth:`_embed_batch` call.
+
+        An embedder that batches (and overlaps batches) itself overrides this to take them all.
+        """
+        return np.concatenate(
+            [self._embed_batch(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
+        )
 
     def embed_documents(self, texts: Sequence[str]) -> NDArray[np.float32]:
         """Embed documents (document prefix applied; cached by prefixed text)."""

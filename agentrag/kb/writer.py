@@ -252,8 +252,10 @@ class Writer:
         texts = [self._embed_text(c) for c in todo]
         order = sorted(range(len(todo)), key=lambda i: -len(texts[i]))
         ordered = [texts[i] for i in order]
-        # Embed in model-batch steps so progress moves while the slow part runs.
-        step = max(1, int(getattr(self.embedder, "batch_size", 64)))
+        # Embed in steps so progress moves while the slow part runs; a step is many model
+        # batches (at least 128 texts), so the embedder can overlap them (OpenVINO's async
+        # queue) and the cache is asked once per step, not once per forward pass.
+        step = max(128, int(getattr(self.embedder, "batch_size", 64)))
         parts = []
         for start in range(0, len(ordered), step):
             parts.append(self.embedder.embed_documents(ordered[start : start + step]))

@@ -10,7 +10,7 @@ import pytest
 
 from agentrag.embed import SentenceTransformerEmbedder, default_model_path, embedder_from_settings
 from agentrag.embed.fingerprint import check_embedder_name, model_fingerprint
-from agentrag.embed.onnx import OnnxEmbedder
+from agentrag.embed.onnx import OnnxEmbedder, preferred_cpu_runtime
 from agentrag.errors import EmbedderMismatchError, EmbeddingError
 
 # Real texts of both kinds the project embeds: prose and Lean declarations (premise texts).
@@ -38,7 +38,7 @@ def torch_vectors() -> np.ndarray:
     return SentenceTransformerEmbedder().embed_documents(TEXTS)
 
 
-@pytest.mark.parametrize(("runtime", "floor"), [("onnx", 0.9999), ("onnx-int8", 0.99)])
+@pytest.mark.parametrize(("runtime", "floor"), [("onnx", 0.9999), ("onnx-int8", 0.99), ("openvino", 0.9999)])
 def test_onnx_runtime_matches_torch(
     runtime: str, floor: float, export_dir: Path, torch_vectors: np.ndarray
 ) -> None:
@@ -53,7 +53,7 @@ def test_onnx_runtime_matches_torch(
     q, q_ref = emb.embed_query(QUERY), torch_emb.embed_query(QUERY)
     ranking, ref_ranking = list(np.argsort(-(vecs @ q))), list(np.argsort(-(torch_vectors @ q_ref)))
     assert ranking[:3] == ref_ranking[:3] == [0, 1, 2]
-    if runtime == "onnx":
+    if runtime in ("onnx", "openvino"):
         assert ranking == ref_ranking
     # Same identity as the torch model (a knowledge base opens with either); distinct cache keys.
     assert emb.name == torch_emb.name
@@ -74,9 +74,9 @@ def test_export_is_cached_and_idempotent(export_dir: Path, monkeypatch: pytest.M
     emb = OnnxEmbedder(runtime="onnx-int8", export_dir=export_dir)
     emb.embed_query("warm up")
     folder = export_dir / emb.fingerprint
-    files = sorted(p.name for p in folder.iterdir())
+    files = sorted(p.name for p in folder.iterdir() if p.is_file())
     assert files == ["model.onnx", "model_int8_w.onnx", "source.json"]  # no temporary files left
-    stamps = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+    stamps = {p.name: p.stat().st_mtime_ns for p in folder.iterdir() if p.is_file()}
 
     # A second embedder (a new process) must reuse the files: exporting again would fail here.
     import agentrag.embed.onnx as onnx_mod
@@ -88,12 +88,13 @@ def test_export_is_cached_and_idempotent(export_dir: Path, monkeypatch: pytest.M
     monkeypatch.setattr(onnx_mod, "_quantize_int8", boom)
     again = OnnxEmbedder(runtime="onnx-int8", export_dir=export_dir)
     assert np.allclose(again.embed_query(TEXTS[0]), emb.embed_query(TEXTS[0]), atol=1e-6)
-    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == stamps
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir() if p.is_file()} == stamps
 
 
 def test_settings_choose_the_runtime(settings) -> None:
+    assert settings.embedder.runtime == "auto"
     emb = embedder_from_settings(settings)
-    assert isinstance(emb, OnnxEmbedder) and emb.runtime == settings.embedder.runtime
+    assert isinstance(emb, OnnxEmbedder) and emb.runtime == preferred_cpu_runtime()
     assert emb.export_dir == settings.server.home / "onnx"  # one export per user, not per data dir
     torch_cfg = settings.embedder.model_copy(update={"runtime": "torch"})
     plain = embedder_from_settings(settings.model_copy(update={"embedder": torch_cfg}))
@@ -210,3 +211,50 @@ def test_knowledge_base_refuses_a_different_model_in_a_same_named_folder(setting
         KnowledgeBase.open(settings, "k", embedder=SentenceTransformerEmbedder(second))
     # The same weights under the ONNX runtime open it (vectors are interchangeable).
     KnowledgeBase.open(settings, "k", embedder=OnnxEmbedder(first, export_dir=tmp_path / "x")).close()
+
+
+def test_openvino_compiled_model_is_cached(export_dir: Path) -> None:
+    emb = OnnxEmbedder(runtime="openvino", export_dir=export_dir)
+    first = emb.embed_documents(TEXTS[:3])
+    cache = export_dir / emb.fingerprint / "openvino"
+    assert any(cache.iterdir())  # OpenVINO's compiled blob, reused by the next process
+    again = OnnxEmbedder(runtime="openvino", export_dir=export_dir).embed_documents(TEXTS[:3])
+    assert np.allclose(first, again, atol=1e-6)
+    # Each batch's output is copied out of the request's reused buffer.
+    assert not np.allclose(emb.embed_query(TEXTS[0]), emb.embed_query(TEXTS[5]))
+
+
+def test_auto_runtime_follows_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    import openvino
+
+    from agentrag.embed import onnx as onnx_mod
+
+    class NoBf16Core:
+        def get_property(self, device: str, name: str) -> list[str]:
+            assert (device, name) == ("CPU", "OPTIMIZATION_CAPABILITIES")
+            return ["FP32", "INT8", "EXPORT_IMPORT"]
+
+    real_caps = openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    onnx_mod.preferred_cpu_runtime.cache_clear()
+    try:
+        assert preferred_cpu_runtime() == ("openvino" if "BF16" in real_caps else "onnx-int8")
+        onnx_mod.preferred_cpu_runtime.cache_clear()
+        monkeypatch.setattr(openvino, "Core", NoBf16Core)
+        assert preferred_cpu_runtime() == "onnx-int8"  # fp32 OpenVINO is slower than int8
+        onnx_mod.preferred_cpu_runtime.cache_clear()
+        monkeypatch.setitem(__import__("sys").modules, "openvino", None)  # not installed
+        assert preferred_cpu_runtime() == "onnx-int8"
+    finally:
+        onnx_mod.preferred_cpu_runtime.cache_clear()
+
+
+def test_openvino_runtime_without_the_package_says_so(
+    export_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    emb = OnnxEmbedder(runtime="openvino", export_dir=export_dir)
+    with pytest.raises(EmbeddingError) as err:
+        emb.embed_query("x")
+    assert "openvino" in str(err.value) and "onnx-int8" in (err.value.hint or "")
