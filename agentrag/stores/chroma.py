@@ -124,7 +124,10 @@ class ChromaStore:
                 {k: v[0] for k, v in fixed.items()},
                 {k: v[1] for k, v in fixed.items()},
             )
-        change = {k: want[k] for k in _TUNABLE if k in want and have.get(k) != want[k]}
+        # Only what Chroma reports back can be compared: it does not report batch_size or
+        # num_threads, and "changing" them on every open was a write to Chroma's system database
+        # on every open, search-only ones included (and it failed now and then under load).
+        change = {k: want[k] for k in _TUNABLE if k in want and k in have and have[k] != want[k]}
         if change:
             try:
                 self._collection.modify(configuration={"hnsw": change})

@@ -258,3 +258,34 @@ def test_openvino_runtime_without_the_package_says_so(
     with pytest.raises(EmbeddingError) as err:
         emb.embed_query("x")
     assert "openvino" in str(err.value) and "onnx-int8" in (err.value.hint or "")
+
+
+def test_openvino_many_texts_overlap_in_order(export_dir: Path, torch_vectors: np.ndarray) -> None:
+    """More texts than one forward pass go through the async queue; order and values hold."""
+    emb = OnnxEmbedder(runtime="openvino", export_dir=export_dir)
+    assert emb.batch_size == 8
+    texts = TEXTS * 3  # 27 texts: 4 forward passes, finishing out of order on 2 streams
+    many = emb.embed_documents(texts)
+    one_by_one = np.stack([emb.embed_documents([t])[0] for t in texts])
+    assert np.sum(many * one_by_one, axis=1).min() > 0.9999
+    assert np.sum(many * np.tile(torch_vectors, (3, 1)), axis=1).min() > 0.9999
+
+
+def test_openvino_failure_in_a_batch_is_raised(export_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    emb = OnnxEmbedder(runtime="openvino", export_dir=export_dir)
+    emb.embed_query("load")
+    calls = 0
+    real_pool = emb._pool
+
+    def pool_fails_once(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise MemoryError("no room for this batch")
+        return real_pool(hidden, mask)
+
+    monkeypatch.setattr(emb, "_pool", pool_fails_once)
+    with pytest.raises(MemoryError):
+        emb.embed_documents(TEXTS * 2)
+    monkeypatch.setattr(emb, "_pool", real_pool)
+    assert emb.embed_documents(TEXTS * 2).shape == (18, 384)  # the queue is usable afterwards

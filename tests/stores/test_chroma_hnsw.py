@@ -59,3 +59,20 @@ def test_open_store_passes_the_hnsw_table(tmp_path: Path) -> None:
     got = _hnsw(store)
     assert got["max_neighbors"] == 24 and got["ef_search"] == 150
     store.close()
+
+
+def test_reopen_with_the_same_settings_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chromadb.api.models.Collection import Collection
+
+    hnsw = HnswSettings(ef_search=60, batch_size=500, num_threads=1)
+    ChromaStore.persistent(tmp_path / "c", "same", hnsw=hnsw).close()
+
+    def no_write(*_a: object, **_k: object) -> None:
+        raise AssertionError("a reopen with unchanged settings modified the collection")
+
+    monkeypatch.setattr(Collection, "modify", no_write)
+    store = ChromaStore.persistent(tmp_path / "c", "same", hnsw=hnsw)  # batch_size is not reported back
+    assert _hnsw(store)["ef_search"] == 60
+    store.close()
