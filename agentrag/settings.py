@@ -175,7 +175,7 @@ class EmbedderSettings(_Frozen):
     fastest on 2 cores, SciFact chunks: 8 → 117 texts/s, 64 → 97), 64 otherwise."""
 
     threads: int | None = Field(default=None, ge=1)
-    """torch CPU threads for the local backend. Empty: torch's default."""
+    """CPU threads for the local backend (torch, ONNX Runtime or OpenVINO). Empty: the runtime's default."""
 
     normalize: bool = True
     """L2-normalise vectors, so inner product = cosine."""

@@ -61,8 +61,9 @@ def preferred_cpu_runtime() -> OnnxRuntimeKind:
     """The fastest CPU runtime here: ``openvino`` on a CPU with bf16 instructions, else ``onnx-int8``.
 
     Measured on a 2-core AMD EPYC with AVX512-BF16 (``bench/embed_runtimes.py``): OpenVINO bf16
-    ~1.6x ONNX Runtime int8 on SciFact abstracts, with vectors at cosine 0.9999 of fp32 (int8:
-    0.99). Without bf16, OpenVINO computes in fp32, which is slower than int8: ONNX Runtime int8.
+    1.5x (Mathlib declarations) to 1.7x (SciFact abstracts) ONNX Runtime int8, with vectors at
+    cosine 0.9999 of fp32 (int8: 0.98-0.99). Without bf16, OpenVINO computes in fp32, which is
+    slower than int8: ONNX Runtime int8 then.
     """
     try:
         import openvino as ov
@@ -373,9 +374,7 @@ class OnnxEmbedder(SentenceTransformerEmbedder):
         # query against 2.4 ms on a one-core stream). Two compiled copies: ~45 MB of bf16 each.
         threads = {"INFERENCE_NUM_THREADS": self.threads} if self.threads else {}
         try:
-            compiled = core.compile_model(
-                str(onnx_file), "CPU", {"PERFORMANCE_HINT": "THROUGHPUT", **threads}
-            )
+            compiled = core.compile_model(str(onnx_file), "CPU", {"PERFORMANCE_HINT": "THROUGHPUT"} | threads)
             single = core.compile_model(str(onnx_file), "CPU", {"PERFORMANCE_HINT": "LATENCY"} | threads)
         except Exception as exc:
             raise EmbeddingError(
@@ -407,9 +406,11 @@ class OnnxEmbedder(SentenceTransformerEmbedder):
 
             queue.set_callback(done)
             n = 0
-            for n, (feeds, mask) in enumerate(batches, start=1):
-                queue.start_async(feeds, (n - 1, mask))
-            queue.wait_all()
+            try:
+                for n, (feeds, mask) in enumerate(batches, start=1):
+                    queue.start_async(feeds, (n - 1, mask))
+            finally:  # a failure while queueing still lets the queued batches finish first
+                queue.wait_all()
             if failed:
                 raise failed[0]
             return [out[i] for i in range(n)]
