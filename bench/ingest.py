@@ -19,7 +19,9 @@ docs, cache off, one run) and prints the speed-up over torch.
 (e.g. ``8067e08``, the code when the ingest target was set) and this tree each ingest the same
 docs with their own default settings, in fresh data folders, in child processes run alternately
 (``--rounds`` times each), model load and warm-up outside the timing. The speed-up is old
-seconds / new seconds (target: >= 4x).
+seconds / new seconds (target: >= 4x). Measured 2026-12-01, 2-core box with AVX512-BF16
+(OpenVINO bf16 is this tree's default there): ``--against 8067e08 --docs 5183`` 412.0 s -> 99.9 s,
+4.13x; ``--docs 600 --rounds 3`` 4.08x.
 """
 
 from __future__ import annotations
