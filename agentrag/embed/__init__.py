@@ -59,11 +59,11 @@ def embedder_from_settings(settings: Settings) -> CachedEmbedder:
             document_prefix=cfg.document_prefix,
         )
     if cfg.runtime != "torch" and cfg.device == "cpu":
-        from agentrag.embed.onnx import OnnxEmbedder, preferred_cpu_runtime
+        from agentrag.embed.onnx import OnnxEmbedder
 
         return OnnxEmbedder(
             cfg.model,
-            runtime=preferred_cpu_runtime() if cfg.runtime == "auto" else cfg.runtime,
+            runtime=cfg.runtime,  # "auto" is resolved when the model is first needed
             export_dir=cfg.export_dir or settings.server.home / "onnx",
             batch_size=cfg.batch_size,
             threads=cfg.threads,

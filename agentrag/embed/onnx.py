@@ -258,7 +258,8 @@ class OnnxEmbedder(SentenceTransformerEmbedder):
 
     Args:
         model: A local model folder. ``None``: the bundled all-MiniLM-L6-v2.
-        runtime: ``onnx`` (fp32), ``onnx-int8`` or ``openvino`` (bf16 where the CPU has it).
+        runtime: ``onnx`` (fp32), ``onnx-int8``, ``openvino`` (bf16 where the CPU has it) or
+            ``auto`` (:func:`preferred_cpu_runtime`, resolved on first use).
         export_dir: Where exported models are cached (``<export_dir>/<fingerprint>/``).
         batch_size: Texts per forward pass (None: 8 for ``openvino``, 64 otherwise).
         threads: ONNX Runtime intra-op threads (None: one per core).
@@ -272,7 +273,7 @@ class OnnxEmbedder(SentenceTransformerEmbedder):
         self,
         model: str | Path | None = None,
         *,
-        runtime: OnnxRuntimeKind = "onnx-int8",
+        runtime: OnnxRuntimeKind | Literal["auto"] = "onnx-int8",
         export_dir: Path,
         batch_size: int | None = None,
         threads: int | None = None,
@@ -284,19 +285,18 @@ class OnnxEmbedder(SentenceTransformerEmbedder):
         super().__init__(
             model,
             device="cpu",
-            # Small forward passes suit OpenVINO on CPU (measured: 8 → 117 texts/s, 64 → 97).
-            batch_size=batch_size or (8 if runtime == "openvino" else 64),
+            batch_size=batch_size,  # type: ignore[arg-type]  # None: the runtime's own (property)
             threads=threads,
             normalize=normalize,
             cache_path=cache_path,
             query_prefix=query_prefix,
             document_prefix=document_prefix,
         )
-        if runtime not in _FILES:
+        if runtime != "auto" and runtime not in _FILES:
             raise EmbeddingError(
-                f"unknown ONNX runtime {runtime!r}", hint="use 'onnx', 'onnx-int8' or 'openvino'"
+                f"unknown ONNX runtime {runtime!r}", hint="use 'auto', 'onnx', 'onnx-int8' or 'openvino'"
             )
-        self.runtime: OnnxRuntimeKind = runtime
+        self._runtime = runtime
         self.export_dir = export_dir
         self._tokenizer: Any = None
         self._pooling = "mean"
@@ -305,6 +305,27 @@ class OnnxEmbedder(SentenceTransformerEmbedder):
         self._feeds: list[str] = []
         self._forward: Callable[[Iterable[_Batch]], list[NDArray[np.float32]]]
         self._forward_one: Callable[[_Batch], NDArray[np.float32]]
+
+    @property
+    def runtime(self) -> OnnxRuntimeKind:
+        """The runtime in use (``auto`` resolved here, on first use).
+
+        Probing the CPU costs ~0.2 s, which a knowledge base opened only for its stats or a BM25
+        search should not pay.
+        """
+        if self._runtime == "auto":
+            self._runtime = preferred_cpu_runtime()
+        return self._runtime
+
+    @property
+    def batch_size(self) -> int:
+        """Texts per forward pass; unset: 8 for ``openvino``, 64 otherwise."""
+        # Small forward passes suit OpenVINO on CPU (measured: 8 → 117 texts/s, 64 → 97).
+        return self._batch_size or (8 if self.runtime == "openvino" else 64)
+
+    @batch_size.setter
+    def batch_size(self, value: int | None) -> None:
+        self._batch_size = value
 
     @property
     def cache_name(self) -> str:

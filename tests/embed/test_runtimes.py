@@ -91,10 +91,21 @@ def test_export_is_cached_and_idempotent(export_dir: Path, monkeypatch: pytest.M
     assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir() if p.is_file()} == stamps
 
 
-def test_settings_choose_the_runtime(settings) -> None:
+def test_settings_choose_the_runtime(settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentrag.embed import onnx as onnx_mod
+
+    probes: list[str] = []
+
+    def probe() -> str:
+        probes.append(preferred_cpu_runtime())
+        return probes[-1]
+
+    monkeypatch.setattr(onnx_mod, "preferred_cpu_runtime", probe)
     assert settings.embedder.runtime == "auto"
     emb = embedder_from_settings(settings)
-    assert isinstance(emb, OnnxEmbedder) and emb.runtime == preferred_cpu_runtime()
+    assert isinstance(emb, OnnxEmbedder) and probes == []  # building it does not probe the CPU
+    assert emb.runtime == preferred_cpu_runtime() and len(probes) == 1
+    assert emb.batch_size == (8 if emb.runtime == "openvino" else 64)
     assert emb.export_dir == settings.server.home / "onnx"  # one export per user, not per data dir
     torch_cfg = settings.embedder.model_copy(update={"runtime": "torch"})
     plain = embedder_from_settings(settings.model_copy(update={"embedder": torch_cfg}))
