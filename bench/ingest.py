@@ -55,6 +55,22 @@ class RecordingEmbedder(SentenceTransformerEmbedder):
         return super().embed_documents(texts)
 
 
+def scifact_subset(work: Path, docs: int) -> Path:
+    """The first ``docs`` abstracts of ../shared's SciFact corpus, as a JSONL file under ``work``."""
+    data = next(
+        p / "shared" / "data" / "scifact"
+        for p in ROOT.parents
+        if (p / "shared" / "data" / "scifact").is_dir()
+    )
+    corpus = work / "corpus.jsonl"
+    with (data / "corpus.jsonl").open() as src, corpus.open("w") as dst:
+        for i, line in enumerate(src):
+            if i >= docs:
+                break
+            dst.write(line)
+    return corpus
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--docs", type=int, default=5183)
@@ -72,19 +88,9 @@ def main() -> None:
     if args.runtimes:
         compare_runtimes(args)
         return
-    data = next(
-        p / "shared" / "data" / "scifact"
-        for p in ROOT.parents
-        if (p / "shared" / "data" / "scifact").is_dir()
-    )
     work = Path(tempfile.mkdtemp(prefix="agentrag-ingest-bench-"))
     try:
-        corpus = work / "corpus.jsonl"
-        with (data / "corpus.jsonl").open() as src, corpus.open("w") as dst:
-            for i, line in enumerate(src):
-                if i >= args.docs:
-                    break
-                dst.write(line)
+        corpus = scifact_subset(work, args.docs)
         args.batch_size = args.batch_size or 64
         emb = RecordingEmbedder(cache_path=None, threads=args.threads, batch_size=args.batch_size)
         model = emb.model  # load before timing anything
@@ -104,8 +110,8 @@ def main() -> None:
 
         texts = []
         for doc in load_file(corpus):
-            _, reserve = kb._title_budget(doc.title)
-            texts += [kb._embed_text(c) for c in kb.chunker.chunk(doc, reserve_tokens=reserve)]
+            _, reserve = kb.writer._title_budget(doc.title)
+            texts += [kb.writer._embed_text(c) for c in kb.chunker.chunk(doc, reserve_tokens=reserve)]
         print(f"SciFact first {args.docs} abstracts -> {len(texts)} chunks to embed (cache off)")
         raw_before = raw(texts)
         t0 = time.perf_counter()
@@ -145,19 +151,9 @@ def compare_runtimes(args: argparse.Namespace) -> None:
     """Whole SciFact ingests (cache off), one per runtime, in one run; speed-up over the first."""
     from agentrag.embed import embedder_from_settings
 
-    data = next(
-        p / "shared" / "data" / "scifact"
-        for p in ROOT.parents
-        if (p / "shared" / "data" / "scifact").is_dir()
-    )
     work = Path(tempfile.mkdtemp(prefix="agentrag-ingest-bench-"))
     try:
-        corpus = work / "corpus.jsonl"
-        with (data / "corpus.jsonl").open() as src, corpus.open("w") as dst:
-            for i, line in enumerate(src):
-                if i >= args.docs:
-                    break
-                dst.write(line)
+        corpus = scifact_subset(work, args.docs)
         rows = {}
         for rt in args.runtimes.split(","):
             settings = Settings.load(config=None, data_dir=work / rt)
@@ -208,19 +204,9 @@ def compare_trees(args: argparse.Namespace) -> None:
     import os
     import subprocess
 
-    data = next(
-        p / "shared" / "data" / "scifact"
-        for p in ROOT.parents
-        if (p / "shared" / "data" / "scifact").is_dir()
-    )
     work = Path(tempfile.mkdtemp(prefix="agentrag-ingest-bench-"))
     try:
-        corpus = work / "corpus.jsonl"
-        with (data / "corpus.jsonl").open() as src, corpus.open("w") as dst:
-            for i, line in enumerate(src):
-                if i >= args.docs:
-                    break
-                dst.write(line)
+        corpus = scifact_subset(work, args.docs)
         old = work / "old"
         old.mkdir()
         archive = subprocess.run(
