@@ -38,9 +38,14 @@ PAIRS = [
 
 async def test_chat_answers(llm: LLMClient) -> None:
     result = await llm.chat([{"role": "user", "content": "What is the capital of France?"}], max_tokens=30)
-    assert "Paris" in result.text
+    # The test model's answers are not judged (tests/conftest.py): on a CPU with AMX the 135M
+    # model's greedy answer here is "L'Étoile, la Marseillaise, ..."; on the AVX512-BF16 CPU (no AMX)
+    # CI used before, "Paris".
+    assert result.text.strip()
+    # The chat template wrapped the 8-token question (SmolLM2's adds a system turn).
+    assert result.prompt_tokens > 20
     assert result.finish_reason in {"stop", "length"}
-    assert result.prompt_tokens > 5 and result.completion_tokens > 0
+    assert result.completion_tokens > 0
     assert llm.usage.calls == 1 and llm.usage.total_tokens == result.prompt_tokens + result.completion_tokens
 
 
