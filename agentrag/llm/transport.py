@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import itertools
 import logging
 import threading
@@ -172,7 +173,7 @@ class Transport:
                 keepalive_expiry=30.0,
             )
         )
-        _cache_readability_checks(transport)
+        _tune_pool(transport)
         return httpx.AsyncClient(
             transport=transport,
             # Each request passes its own (deadline-clamped) timeout; this is only the fallback.
@@ -426,19 +427,28 @@ class Transport:
             await state.client.aclose()
 
 
-def _cache_readability_checks(transport: Any) -> None:
-    """Make httpcore's per-request pool sweep cheap (a no-op if httpx/httpcore change shape).
+def _tune_pool(transport: Any) -> None:
+    """Make httpcore's per-request pool upkeep cheap (a no-op if httpx/httpcore change shape).
 
-    Whenever a request starts or ends, httpcore's pool asks every idle connection whether the
-    server closed it (``get_extra_info("is_readable")``). Through anyio each ask rebuilds the
-    socket's attribute table (a ``getpeername`` call and several lambdas): with the 20
-    connections a reranker's fan-out leaves open, that sweep was ~0.4 ms of the event loop's
-    time per request. The raw socket of a connection never changes, so it is looked up once.
+    Whenever a request starts or ends, httpcore's pool sweeps its connections. Two parts of
+    that sweep grow with the connections a reranker's fan-out leaves open (20-30), and both ran
+    on the event loop between the fan-out's requests:
+
+    - it asks every idle connection whether the server closed it
+      (``get_extra_info("is_readable")``). Through anyio each ask rebuilds the socket's
+      attribute table (a ``getpeername`` call and several lambdas): ~0.4 ms of the loop's time
+      per request with 20 connections. The raw socket of a connection never changes, so it is
+      looked up once;
+    - httpcore 1.0's keep-alive check counts the pool's connections with a list built for every
+      idle connection: quadratic, ~0.3 ms per sweep with 25 connections (195,620 ``is_idle``
+      calls in four runs of the rag graph; encode/httpcore#1035 proposes the same fix). The
+      pool's class is swapped for one with the same sweep, linear (:func:`_linear_pool`).
     """
     pool = getattr(transport, "_pool", None)
     if pool is None or not hasattr(pool, "_network_backend"):
         return
     try:
+        import httpcore
         from httpcore._backends.anyio import AnyIOBackend, AnyIOStream
         from httpcore._utils import is_socket_readable
     except ImportError:  # pragma: no cover - another httpcore layout: keep its default
@@ -461,6 +471,55 @@ def _cache_readability_checks(transport: Any) -> None:
             return stream if inner is None else _Stream(inner)
 
     pool._network_backend = _Backend()
+    # Only the layout the linear sweep was written against (1.0.x); another version keeps its own.
+    version = str(getattr(httpcore, "__version__", ""))
+    if type(pool) is httpcore.AsyncConnectionPool and version.startswith("1.0."):
+        pool.__class__ = _linear_pool()
+
+
+@functools.cache
+def _linear_pool() -> type:
+    """The ``AsyncConnectionPool`` of httpcore 1.0 with its upkeep sweep made linear, nothing else changed."""
+    import httpcore
+
+    class LinearPool(httpcore.AsyncConnectionPool):
+        def _assign_requests_to_connections(self) -> list[Any]:
+            # httpcore 1.0.9's method (BSD-3-Clause, encode/httpcore) with one line changed: its
+            # keep-alive test, ``len([c.is_idle() for c in self._connections]) > max_keepalive``,
+            # is ``len(self._connections) > max_keepalive`` computed by a loop per connection.
+            # The same test is kept (total connections, not idle ones), without the inner loop.
+            closing: list[Any] = []
+            for connection in list(self._connections):
+                if connection.is_closed():
+                    self._connections.remove(connection)
+                elif connection.has_expired() or (
+                    connection.is_idle() and len(self._connections) > self._max_keepalive_connections
+                ):
+                    self._connections.remove(connection)
+                    closing.append(connection)
+
+            for pool_request in [request for request in self._requests if request.is_queued()]:
+                origin = pool_request.request.url.origin
+                available = next(
+                    (c for c in self._connections if c.can_handle_request(origin) and c.is_available()), None
+                )
+                if available is not None:
+                    pool_request.assign_to_connection(available)
+                elif len(self._connections) < self._max_connections:
+                    connection = self.create_connection(origin)
+                    self._connections.append(connection)
+                    pool_request.assign_to_connection(connection)
+                else:
+                    idle = next((c for c in self._connections if c.is_idle()), None)
+                    if idle is not None:
+                        self._connections.remove(idle)
+                        closing.append(idle)
+                        connection = self.create_connection(origin)
+                        self._connections.append(connection)
+                        pool_request.assign_to_connection(connection)
+            return closing
+
+    return LinearPool
 
 
 _shared: Transport | None = None
