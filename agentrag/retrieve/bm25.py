@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 _META = "agentrag-bm25.json"
 _ROWIDS = "rowids.npy"
+_IDS = "ids.npy"
 
 
 def bm25_fingerprint(cfg: BM25Settings) -> str:
@@ -73,6 +74,8 @@ def _stemmer(cfg: BM25Settings) -> Any:
 class _Built:
     retriever: Any
     rowids: NDArray[np.int64]
+    ids: NDArray[Any] | None = None
+    """Chunk id of each row (bytes when all ASCII), or ``None`` (an index saved before ids were)."""
 
 
 class BM25Index:
@@ -104,6 +107,20 @@ class BM25Index:
         """Manifest rowids of the indexed chunks, ascending."""
         return np.zeros(0, dtype=np.int64) if self._built is None else self._built.rowids
 
+    def ids_of(self, rowids: Sequence[int]) -> list[str] | None:
+        """The chunk ids of indexed ``rowids`` (each must be indexed), or ``None`` if not stored.
+
+        A search's hits name rows; with the ids stored beside them a fresh index maps its hits
+        to chunk ids without a manifest query (~0.35 ms for 100 hits).
+        """
+        built = self._built
+        if built is None or built.ids is None:
+            return None
+        found = built.ids[np.searchsorted(built.rowids, np.asarray(rowids, dtype=np.int64))]
+        if found.dtype.kind == "S":
+            return [i.decode("ascii") for i in found.tolist()]
+        return [str(i) for i in found.tolist()]
+
     def _tokenize(self, texts: Sequence[str], *, ids: bool) -> Any:
         import bm25s
 
@@ -121,9 +138,18 @@ class BM25Index:
 
     @classmethod
     def build(
-        cls, texts: Sequence[str], rowids: Sequence[int], cfg: BM25Settings, *, version: int
+        cls,
+        texts: Sequence[str],
+        rowids: Sequence[int],
+        cfg: BM25Settings,
+        *,
+        version: int,
+        ids: Sequence[str] | None = None,
     ) -> BM25Index:
-        """Index ``texts`` (already joined with titles if wanted); ``rowids`` ascending."""
+        """Index ``texts`` (already joined with titles if wanted); ``rowids`` ascending.
+
+        ``ids``: the chunk id of each row, kept beside the index (see :meth:`ids_of`).
+        """
         import bm25s
 
         index = cls(built=None, cfg=cfg, version=version, fingerprint=bm25_fingerprint(cfg))
@@ -132,13 +158,15 @@ class BM25Index:
             raise ValueError("texts and rowids differ in length")
         if len(rows) and np.any(np.diff(rows) <= 0):
             raise ValueError("rowids must be strictly ascending")
+        if ids is not None and len(ids) != len(rows):
+            raise ValueError("ids and rowids differ in length")
         if len(rows) == 0:
             return index
         t0 = time.perf_counter()
         tokens = index._tokenize(texts, ids=True)
         retriever = bm25s.BM25(k1=cfg.k1, b=cfg.b, method=cfg.method)
         retriever.index(tokens, show_progress=False)
-        index._built = _Built(retriever=retriever, rowids=rows)
+        index._built = _Built(retriever=retriever, rowids=rows, ids=None if ids is None else _id_array(ids))
         log.info("built a BM25 index over %d chunks in %.2fs", len(rows), time.perf_counter() - t0)
         return index
 
@@ -150,6 +178,8 @@ class BM25Index:
             if self._built is not None:
                 self._built.retriever.save(str(tmp), show_progress=False)
             np.save(tmp / _ROWIDS, self.rowids)
+            if self._built is not None and self._built.ids is not None:
+                np.save(tmp / _IDS, self._built.ids)
             (tmp / _META).write_text(
                 json.dumps({"version": self.version, "fingerprint": self.fingerprint, "size": self.size})
             )
@@ -174,7 +204,12 @@ class BM25Index:
         index = cls(built=None, cfg=cfg, version=int(meta["version"]), fingerprint=str(meta["fingerprint"]))
         if len(rowids):
             retriever = bm25s.BM25.load(str(folder), load_corpus=False)
-            index._built = _Built(retriever=retriever, rowids=rowids.astype(np.int64))
+            ids_file = folder / _IDS
+            # Memory-mapped: only the pages of rows that hits name are read.
+            ids = np.load(ids_file, mmap_mode="r") if ids_file.exists() else None
+            if ids is not None and len(ids) != len(rowids):
+                raise ValueError(f"{ids_file} has {len(ids)} ids for {len(rowids)} rows")
+            index._built = _Built(retriever=retriever, rowids=rowids.astype(np.int64), ids=ids)
         return index
 
     @staticmethod
@@ -219,15 +254,80 @@ class BM25Index:
         if not ids:
             return []  # nothing in the vocabulary: no lexical evidence at all
         scores = retriever.get_scores_from_ids(ids)
-        if mask is not None:
-            scores = scores * mask
-        positive = int(np.count_nonzero(scores > 0))
-        k = min(k, positive)
-        if k == 0:
-            return []
-        top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [(int(built.rowids[i]), float(scores[i])) for i in top if scores[i] > 0]
+        matched = _matched_rows(retriever, ids)
+        if matched is None:
+            # Every row may score (bm25l/bm25+ give rows without the terms a score too), or the
+            # terms match much of the corpus: rank the whole score vector.
+            if mask is not None:
+                scores = scores * mask
+            rows, row_scores = np.arange(len(scores)), scores
+        else:
+            rows = matched
+            row_scores = scores[rows] if mask is None else scores[rows] * mask[rows]
+        top = _top(rows, row_scores, k, repeats=1 if matched is None else len(ids))
+        return [(int(built.rowids[i]), float(scores[i])) for i in top]
+
+
+def _matched_rows(retriever: Any, token_ids: Sequence[int]) -> NDArray[Any] | None:
+    """Rows holding any of the query's terms (with repeats), or ``None`` to rank every row.
+
+    A query's terms occur in a small part of a large corpus (~2% of 1M chunks for 4 common
+    words); ranking only those rows instead of the whole score vector took bm25s's side of a
+    search at 1M chunks from 1.8 ms to 0.3 ms. The rows come from bm25s's own score matrix
+    (``scores`` = CSC ``data``/``indices``/``indptr``, one column per term), which is how
+    bm25s itself scores; the scores still come from bm25s.
+    """
+    if getattr(retriever, "nonoccurrence_array", None) is not None:
+        return None
+    matrix: Any = getattr(retriever, "scores", None)
+    try:
+        indptr, indices, num_docs = matrix["indptr"], matrix["indices"], int(matrix["num_docs"])
+    except (TypeError, KeyError):  # another bm25s layout: rank every row
+        return None
+    spans = [(int(indptr[t]), int(indptr[t + 1])) for t in token_ids]
+    if sum(end - start for start, end in spans) > num_docs // 8:
+        return None
+    return np.concatenate([indices[start:end] for start, end in spans])
+
+
+def _top(rows: NDArray[Any], scores: NDArray[Any], k: int, repeats: int) -> NDArray[Any]:
+    """The ``k`` best distinct rows with a positive score, by score and then by row.
+
+    ``rows`` may hold a row up to ``repeats`` times (once per query term it contains), always
+    with the same score. Ties are settled by row, so the answer does not depend on whether
+    every row or only the matched ones were ranked.
+    """
+    positive = scores > 0
+    if not positive.all():
+        rows, scores = rows[positive], scores[positive]
+    take = k * repeats
+    if len(rows) > take:
+        # The best k*repeats entries hold at least k distinct rows, and every row outside them
+        # scores no more than any row inside: the k-th best distinct score among them is the
+        # bar. Every entry at or above it (ties outside included) is a candidate.
+        head = np.argpartition(-scores, take - 1)[:take]
+        best = scores[head] if repeats == 1 else _distinct_scores(rows[head], scores[head])
+        bar = np.partition(best, len(best) - k)[len(best) - k]
+        keep = scores >= bar
+        rows, scores = rows[keep], scores[keep]
+    if repeats > 1:
+        rows, first = np.unique(rows, return_index=True)
+        scores = scores[first]
+    return rows[np.lexsort((rows, -scores))[:k]]
+
+
+def _distinct_scores(rows: NDArray[Any], scores: NDArray[Any]) -> NDArray[Any]:
+    """One score per distinct row (a row repeats with the same score)."""
+    _, first = np.unique(rows, return_index=True)
+    return scores[first]
+
+
+def _id_array(ids: Sequence[str]) -> NDArray[Any]:
+    """Chunk ids as a fixed-width array: bytes when all are ASCII (chunk ids are hex), else text."""
+    try:
+        return np.array([i.encode("ascii") for i in ids], dtype=np.bytes_)
+    except UnicodeEncodeError:
+        return np.array(list(ids), dtype=np.str_)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -73,3 +73,45 @@ def test_fingerprint_tracks_settings() -> None:
 def test_rowids_must_ascend() -> None:
     with pytest.raises(ValueError, match="ascending"):
         BM25Index.build(["a", "b"], [2, 1], BM25Settings(), version=0)
+
+
+def test_chunk_ids_are_kept_beside_the_rows(tmp_path: Path) -> None:
+    cfg = BM25Settings()
+    ids = [f"{i:032x}" for i in range(len(ROWS))]
+    idx = BM25Index.build(DOCS, ROWS, cfg, version=3, ids=ids)
+    hits = idx.search("fox dog", k=5)
+    assert idx.ids_of([r for r, _ in hits]) == [ids[ROWS.index(r)] for r, _ in hits]
+    again = BM25Index.load(idx.save(tmp_path / "a"), cfg)
+    assert again.ids_of([40, 3]) == [ids[3], ids[0]]
+    # Ids that are not ASCII are kept as text.
+    odd = BM25Index.build(DOCS, ROWS, cfg, version=3, ids=["é", "b", "c", "d", "e"])
+    assert BM25Index.load(odd.save(tmp_path / "b"), cfg).ids_of([3, 10]) == ["é", "b"]
+    # An index saved without ids (an older version, or none given) says so.
+    plain = BM25Index.build(DOCS, ROWS, cfg, version=3)
+    assert plain.ids_of([3]) is None
+    assert BM25Index.load(plain.save(tmp_path / "c"), cfg).ids_of([3]) is None
+    with pytest.raises(ValueError, match="ids and rowids"):
+        BM25Index.build(DOCS, ROWS, cfg, version=3, ids=ids[:2])
+
+
+@pytest.mark.parametrize("method", ["lucene", "bm25+"])
+def test_search_equals_a_full_sort_by_score_then_row(method: str) -> None:
+    """Ranking only the rows that hold a query term (or every row) = sorting all rows."""
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(30)]
+    # Few words, short texts: many exact ties, and several rows per score.
+    texts = [" ".join(rng.choice(words, size=int(rng.integers(1, 4)))) for _ in range(400)]
+    rows = list(range(5, 5 + 2 * len(texts), 2))
+    cfg = BM25Settings(method=method, stopwords=None)
+    idx = BM25Index.build(texts, rows, cfg, version=1)
+    retriever = idx._built.retriever  # type: ignore[union-attr]
+    mask = (np.arange(len(texts)) % 3 != 0).astype(np.float32)
+    for query in ["w1", "w1 w2", "w3 w3 w4", "w5 w6 w7 w8", "w0 nothing"]:
+        scores = retriever.get_scores_from_ids(retriever.get_tokens_ids(idx.query_tokens(query)))
+        for weights in (None, mask):
+            s = scores if weights is None else scores * weights
+            pos = np.flatnonzero(s > 0)
+            order = pos[np.lexsort((pos, -s[pos]))]
+            for k in (1, 7, 50, 1000):
+                expected = [(rows[i], pytest.approx(float(s[i]))) for i in order[:k]]
+                assert idx.search(query, k, mask=weights) == expected, (query, k, weights is None)
