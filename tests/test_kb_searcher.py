@@ -113,3 +113,31 @@ def _busy(thread: threading.Thread) -> bool:
 
     frame = sys._current_frames().get(thread.ident or -1)
     return frame is not None and any(f.name == "_search" for f in traceback.extract_stack(frame))
+
+
+async def test_bm25_hits_come_from_the_index_ids_when_fresh_and_the_manifest_when_stale(
+    kb: KnowledgeBase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    searcher = kb.searcher
+    index = searcher.refresh()
+    assert index is not None and index.version == kb.manifest.version
+    asked: list[int] = []
+    original = kb.manifest.live_ids_by_rowids
+
+    def counting(rowids):  # type: ignore[no-untyped-def]
+        asked.append(len(rowids))
+        return original(rowids)
+
+    monkeypatch.setattr(kb.manifest, "live_ids_by_rowids", counting)
+    fresh = searcher.bm25_hits(index, "dog barks at strangers", 10, None)
+    assert fresh and asked == []  # the fresh index named its hits itself
+    # The same hits through the manifest (what a stale index, or one saved without ids, uses).
+    stale = type(index)(
+        built=index._built, cfg=index.cfg, version=index.version - 1, fingerprint=index.fingerprint
+    )
+    assert searcher.bm25_hits(stale, "dog barks at strangers", 10, None) == fresh
+    assert asked == [len(fresh)]
+    # A chunk deleted since a stale index was built is not a hit.
+    gone = next(iter(kb.manifest.live_by_ids([fresh[0][0]]).values()))
+    assert kb.delete_sources([gone.source]) == 1
+    assert fresh[0][0] not in dict(searcher.bm25_hits(stale, "dog barks at strangers", 10, None))

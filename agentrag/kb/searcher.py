@@ -165,6 +165,12 @@ class Searcher:
             return []
         mask = self._mask(index, flt) if flt is not None else None
         hits = index.search(query, depth, mask=mask)
+        if index.version == self.manifest.version:
+            # Built at the manifest's current version: every indexed row is live, and the index
+            # knows its rows' ids. (A change committed meanwhile is caught by the final read.)
+            known = index.ids_of([r for r, _ in hits])
+            if known is not None:
+                return [(cid, s) for cid, (_, s) in zip(known, hits, strict=True)]
         ids = self.manifest.live_ids_by_rowids([r for r, _ in hits])
         return [(ids[r], s) for r, s in hits if r in ids]
 

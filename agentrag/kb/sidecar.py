@@ -107,12 +107,14 @@ class BM25Sidecar:
         with self._lock:
             version = self.manifest.version
             rowids: list[int] = []
+            ids: list[str] = []
             texts: list[str] = []
             for rows in self.manifest.iter_live():
-                for rowid, _cid, title, text in rows:
+                for rowid, cid, title, text in rows:
                     rowids.append(rowid)
+                    ids.append(cid)
                     texts.append(f"{title}\n{text}" if self.cfg.include_title and title else text)
-            index = BM25Index.build(texts, rowids, self.cfg, version=version)
+            index = BM25Index.build(texts, rowids, self.cfg, version=version, ids=ids)
             folder = index.save(self.folder)
             crashpoint("bm25-saved")
             self.manifest.set_meta("bm25_dir", folder.name)
