@@ -130,3 +130,19 @@ async def test_unknown_model_is_a_clear_error(llm_endpoint: LLMEndpoint) -> None
 async def test_served_models_lists_the_name(llm: LLMClient, server_settings) -> None:
     served = await llm.served_models()
     assert all(server_settings.served_name in names for names in served.values())
+
+
+async def test_raw_completions_go_to_the_server_without_litellm(llm: LLMClient, monkeypatch) -> None:
+    # On an OpenAI-compatible server the raw completions (scoring, evidence) go straight to the
+    # OpenAI SDK client over the shared pool; litellm is not asked.
+    from agentrag.llm._litellm import litellm
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("litellm was asked for a text completion")
+
+    monkeypatch.setattr(litellm(), "atext_completion", refuse)
+    out = await llm.complete("The capital of France is", max_tokens=3)
+    assert out.completion_tokens > 0 and out.prompt_tokens > 0
+    dist = await llm.first_token(prompt="Question: Is the sky blue? Answer yes or no.\nAnswer:")
+    assert len(dist.top) >= 10 and dist.token in dist.top
+    assert llm.usage.calls == 2
