@@ -1,7 +1,10 @@
 """An async client for OpenAI-compatible model servers (vLLM by default), through litellm.
 
-One :class:`LLMClient` talks to one model, served by one or more replicas. Every request goes
-through litellm over the process-wide :class:`~agentrag.llm.transport.Transport`: one connection
+One :class:`LLMClient` talks to one model, served by one or more replicas. Chat, streaming and
+every call to a provider that is not OpenAI-compatible go through litellm; raw text completions
+to an OpenAI-compatible server (``hosted_vllm/``, ``openai/``: scoring and evidence calls) go
+to the OpenAI SDK client litellm would use there, without litellm's per-call bookkeeping.
+Every request goes over the process-wide :class:`~agentrag.llm.transport.Transport`: one connection
 pool, replica choice (a failing replica is cooled down), the server's concurrency limit, a
 per-call timeout clamped to the run's deadline, and tenacity retries that fire only on
 retryable failures (:func:`agentrag.errors.is_retryable`). Usage is counted on a

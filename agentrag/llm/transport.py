@@ -1,8 +1,9 @@
 """The one HTTP transport under every model call: one pool, one retry policy, one limit per endpoint.
 
-litellm (chat and text completions), :class:`~agentrag.llm.vllm_api.VLLMApi` (vLLM's own
-endpoints) and the remote embedder all send their requests through the process-wide
-:class:`Transport` returned by :func:`shared_transport`:
+litellm (chat; text completions to other providers), the OpenAI SDK (text completions to an
+OpenAI-compatible server, see :class:`~agentrag.llm.client.LLMClient`),
+:class:`~agentrag.llm.vllm_api.VLLMApi` (vLLM's own endpoints) and the remote embedder all send
+their requests through the process-wide :class:`Transport` returned by :func:`shared_transport`:
 
 - **one connection pool**: one ``httpx.AsyncClient`` per event loop (asyncio sockets belong to
   one loop; in practice a process has one, the background loop of :mod:`agentrag._async`).
