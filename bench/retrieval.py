@@ -393,6 +393,8 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "retrieval")
     args = parser.parse_args()
+    if args.rounds < 1 or args.queries < 1:
+        parser.error("--rounds and --queries must be at least 1")
     args.keep = args.keep or args.reuse
     print(
         f"n={args.n:,} dim={DIM} queries={args.queries} candidates={args.candidates} space={args.space} "
